@@ -1,0 +1,25 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench fuzz preview clean goldens
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/flashgen check examples/
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+goldens: $(STAMP)
+	$(PY) -m pytest -q --update-goldens tests/test_goldens.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

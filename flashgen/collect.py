@@ -1,0 +1,59 @@
+"""Paths given on the command line -> the sorted list of input files."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .model import Diagnostic, Location, Severity
+
+__all__ = ["Inputs", "collect", "INPUT_SUFFIXES"]
+
+INPUT_SUFFIXES = (".md", ".txt")
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The files to read, each with the root it was found under."""
+
+    files: tuple[str, ...]
+    roots: tuple[str, ...]  # for each file, the folder (or file) named on the command line
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def missing(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.code == "missing-path")
+
+
+def _walk(root: str) -> list[str]:
+    found = []
+    # Symlinked folders are not followed: that is what makes symlink loops harmless.
+    for folder, subfolders, names in os.walk(root, followlinks=False):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in names:
+            if name.startswith(".") or not name.lower().endswith(INPUT_SUFFIXES):
+                continue
+            found.append(os.path.join(folder, name))
+    return found
+
+
+def collect(paths: list[str] | tuple[str, ...]) -> Inputs:
+    """Expand files and folders (``*.md`` and ``*.txt``, recursively) into sorted, unique files.
+
+    A path that does not exist is a ``missing-path`` error; the rest are still collected.
+    """
+    seen: dict[str, str] = {}
+    diagnostics = []
+    for raw in paths:
+        path = os.path.normpath(os.fspath(raw))
+        if os.path.isdir(path):
+            for file in _walk(path):
+                seen.setdefault(file, path)
+        elif os.path.lexists(path):
+            seen.setdefault(path, os.path.dirname(path) or ".")
+        else:
+            diagnostics.append(
+                Diagnostic(Severity.ERROR, "missing-path", "no such file or folder", Location(os.fspath(raw)))
+            )
+    files = tuple(sorted(seen))
+    return Inputs(files=files, roots=tuple(seen[f] for f in files), diagnostics=tuple(diagnostics))
