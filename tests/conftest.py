@@ -1,0 +1,52 @@
+"""Shared fixtures: where the real inputs live, and the golden-file helper."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("FLASHGEN_SHARED", ROOT.parent / "shared"))
+CORPUS = SHARED / "corpus"
+SEEDS = SHARED / "seeds"
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+
+def corpus_files() -> list[Path]:
+    """Every real input file, corpus and seeds, sorted."""
+    files = sorted(CORPUS.glob("*/*.md")) + sorted(SEEDS.glob("*.txt"))
+    if not files:
+        raise RuntimeError(f"no corpus found under {SHARED}; set FLASHGEN_SHARED")
+    return files
+
+
+def shared_relative(path: Path) -> str:
+    return path.relative_to(SHARED).as_posix()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="rewrite golden files from the current output (review the diff by eye!)",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest):
+    """Compare text with a golden file, or rewrite it under --update-goldens."""
+    update = request.config.getoption("--update-goldens")
+
+    def check(name: str, actual: str) -> None:
+        path = GOLDENS / name
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(actual, encoding="utf-8")
+            return
+        assert path.exists(), f"no golden file {path}; run 'make goldens' and review it"
+        expected = path.read_text(encoding="utf-8")
+        assert actual == expected, f"output differs from {path}; if intended, run 'make goldens' and review the diff"
+
+    return check
