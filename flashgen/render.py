@@ -1,0 +1,488 @@
+"""Card markdown -> the HTML that goes into Anki fields, and the note type's CSS.
+
+Three concerns meet here, each kept apart:
+
+* **math** is cut out of the markdown before mistune sees it (so ``_``, ``*``,
+  ``\\\\`` and ``&`` inside formulas survive), then put back in the delimiters
+  Anki's MathJax reads: ``\\(...\\)`` and ``\\[...\\]``, never ``$``;
+* **code** is highlighted by pygments as class-based HTML, so the note type's
+  CSS can give it a light and a dark theme;
+* **safety**: raw HTML in the input is escaped, links are http(s) only, and
+  every leftover ``$`` is written as ``&#36;`` so nothing downstream reads it
+  as a math delimiter.
+
+Rendering is a pure function of the text: the same input always gives the
+same HTML, which is what lets the build cache it by content.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+__all__ = [
+    "RenderedField",
+    "render_markdown",
+    "render_inline",
+    "render_card",
+    "RenderedCard",
+    "finish_images",
+    "unsafe_markup",
+    "note_css",
+    "RENDER_VERSION",
+]
+
+# Bump when the HTML produced for the same input changes: it keys the render cache.
+RENDER_VERSION = "1"
+
+# Private-use characters mark where math and images go back in; any in the input are replaced.
+_MATH_OPEN, _MATH_CLOSE, _IMG_OPEN, _IMG_CLOSE = "\ue000", "\ue001", "\ue002", "\ue003"
+_PRIVATE = re.compile("[\ue000-\ue003]")
+_MATH_SLOT = re.compile(_MATH_OPEN + r"(\d+)" + _MATH_CLOSE)
+_IMG_SLOT = re.compile(_IMG_OPEN + r"(\d+)" + _IMG_CLOSE)
+
+# Fence info strings real files use, mapped to pygments lexer names.
+LANGUAGE_ALIASES = {
+    "sh": "bash",
+    "shell": "bash",
+    "zsh": "bash",
+    "console": "console",
+    "terminal": "console",
+    "csharp": "csharp",
+    "c#": "csharp",
+    "cs": "csharp",
+    "razor": "aspx-cs",
+    "cshtml": "aspx-cs",
+    "hcl": "terraform",
+    "tf": "terraform",
+    "terraform": "terraform",
+    "yml": "yaml",
+    "r": "r",
+    "plaintext": "text",
+    "plain": "text",
+    "txt": "text",
+    "text": "text",
+    "pseudocode": "text",
+    "pseudo": "text",
+    "output": "text",
+    "math": "text",
+    "latex": "latex",
+    "tex": "latex",
+    "py": "python",
+    "python3": "python",
+    "js": "javascript",
+    "ts": "typescript",
+    "c++": "cpp",
+    "golang": "go",
+    "dockerfile": "docker",
+    "ps": "powershell",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedField:
+    """A field's HTML; ``images`` are the image paths it names, in order of their slots."""
+
+    html: str
+    images: tuple[tuple[str, str], ...] = ()  # (path as written, alt text)
+
+
+# --- math -------------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
+_TOKENS = re.compile(r"(?P<code>`+)|(?P<dd>\$\$)|\\(?P<open>[(\[])|\\(?P<close>[)\]])|(?P<esc>\\\$)|(?P<d>\$)")
+# '$HOME', '$PATH', '${var.x}': but not '$D_{KL}$' or '$QK^T$', which are math
+_SHELL_VAR = re.compile(r"\$(?:\{[A-Za-z_][\w.]*\}|[A-Z][A-Z0-9_]*[A-Z0-9]\b(?![$_{^(]))")
+_WORD_BEFORE = re.compile(r"\w")
+_PLAIN_WORD_BEFORE = re.compile(r"\s[a-z]{3,}\$$")
+# The generator's misplaced spaces: '$N $- Memory per parameter$ M$' means '$N$ - ... $M$'.
+_SPLIT_OPEN = re.compile(r"(?<![\w$\\])\$([A-Za-z])[ \t]+\$(?=[^\w$])")
+_SPLIT_CLOSE = re.compile(r"(?<=\w)\$[ \t]+([A-Za-z])\$(?![\w$])")
+
+
+def _split_fences(text: str) -> list[tuple[bool, str]]:
+    """Split markdown into (is_code, chunk) pieces along fenced code blocks."""
+    pieces: list[tuple[bool, str]] = []
+    lines = text.split("\n")
+    prose: list[str] = []
+    i = 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
+            run = m.group(1)
+            j = i + 1
+            while j < len(lines):
+                c = _FENCE.match(lines[j])
+                if c and c.group(1)[0] == run[0] and len(c.group(1)) >= len(run) and not c.group(2).strip():
+                    break
+                j += 1
+            if prose:
+                pieces.append((False, "\n".join(prose)))
+                prose = []
+            pieces.append((True, "\n".join(lines[i : j + 1])))
+            i = j + 1
+            continue
+        prose.append(lines[i])
+        i += 1
+    if prose:
+        pieces.append((False, "\n".join(prose)))
+    return pieces
+
+
+class _MathExtractor:
+    """Finds math in prose and replaces it with numbered slots."""
+
+    def __init__(self) -> None:
+        self.formulas: list[tuple[bool, str]] = []  # (display, tex)
+
+    def slot(self, display: bool, tex: str) -> str:
+        self.formulas.append((display, tex))
+        return f"{_MATH_OPEN}{len(self.formulas) - 1}{_MATH_CLOSE}"
+
+    def prose(self, text: str) -> str:
+        if "$" in text:
+            text = _SPLIT_CLOSE.sub(r" $\1$", _SPLIT_OPEN.sub(r"$\1$ ", text))
+        tokens = [(m.start(), m.end(), m.lastgroup, m.group()) for m in _TOKENS.finditer(text)]
+        # for each closing kind, the token indices where it occurs, to find a partner in O(log n)
+        where: dict[str, list[int]] = {}
+        for k, (_, _, kind, value) in enumerate(tokens):
+            key = value if kind in ("code", "close") else kind
+            if kind in ("code", "dd", "d", "close"):
+                where.setdefault(key, []).append(k)
+
+        def partner(k: int, key: str) -> int | None:
+            positions = where.get(key, [])
+            n = bisect.bisect_right(positions, k)
+            return positions[n] if n < len(positions) else None
+
+        out: list[str] = []
+        last = 0
+        k = 0
+        while k < len(tokens):
+            start, end, kind, value = tokens[k]
+            if kind == "code":
+                other = partner(k, value)
+                if other is not None:
+                    k = other + 1  # a code span is left to mistune, untouched
+                    continue
+            elif kind == "dd":
+                other = partner(k, "dd")
+                if other is not None and text[end : tokens[other][0]].strip():
+                    out.append(text[last:start])
+                    out.append(self.slot(True, text[end : tokens[other][0]].strip()))
+                    last = tokens[other][1]
+                    k = other + 1
+                    continue
+            elif kind == "open":
+                closer = "\\" + (")" if value.endswith("(") else "]")
+                other = partner(k, closer)
+                if other is not None:
+                    tex = text[end : tokens[other][0]]
+                    if tex.strip() and "\n\n" not in tex.strip("\n") or value.endswith("["):
+                        out.append(text[last:start])
+                        out.append(self.slot(value.endswith("["), tex.strip()))
+                        last = tokens[other][1]
+                        k = other + 1
+                        continue
+            elif kind == "d":
+                end_at = self.inline_dollar(text, tokens, k, partner)
+                if end_at is not None:
+                    other = end_at
+                    out.append(text[last:start])
+                    out.append(self.slot(False, text[end : tokens[other][0]]))
+                    last = tokens[other][1]
+                    k = other + 1
+                    continue
+            k += 1
+        out.append(text[last:])
+        return "".join(out)
+
+    @staticmethod
+    def inline_dollar(text, tokens, k, partner) -> int | None:
+        """Pandoc's rule for ``$tex$``, plus the shapes of money, shell and R in real files."""
+        start, end = tokens[k][0], tokens[k][1]
+        after = text[end : end + 1]
+        if not after or after.isspace():
+            return None  # '$ git status', '$ 5'
+        if start > 0 and _WORD_BEFORE.match(text[start - 1]):
+            return None  # 'at least$1 billion', R's 'data$texts'
+        if _SHELL_VAR.match(text, start):
+            return None  # '$HOME', '${var.x}'
+        other = partner(k, "d")
+        if other is None or (k + 1 < len(tokens) and tokens[k + 1][2] == "code" and tokens[k + 1][0] < tokens[other][0]):
+            return None
+        close = tokens[other][0]
+        tex = text[end:close]
+        if text[close - 1].isspace() or text[close + 1 : close + 2].isdigit() or "\n\n" in tex:
+            return None  # '$1.3 million and $2.6 million'
+        if _PLAIN_WORD_BEFORE.search(text, end, close + 1):
+            return None  # R's 'data $texts, data$ images': math ends in symbols, not in a bare word
+        return other
+
+
+def _extract_math(text: str) -> tuple[str, list[tuple[bool, str]]]:
+    extractor = _MathExtractor()
+    pieces = [chunk if is_code else extractor.prose(chunk) for is_code, chunk in _split_fences(text)]
+    return "\n".join(pieces), extractor.formulas
+
+
+def _math_html(display: bool, tex: str) -> str:
+    body = html.escape(tex, quote=False)
+    return f"\\[{body}\\]" if display else f"\\({body}\\)"
+
+
+# --- markdown and code ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _formatter():
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(cssclass="highlight", nowrap=False)
+
+
+@lru_cache(maxsize=256)
+def _lexer(language: str):
+    """One lexer per language per process; unknown languages get plain text."""
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    name = LANGUAGE_ALIASES.get(language, language) or "text"
+    try:
+        return get_lexer_by_name(name, stripnl=False, ensurenl=True)
+    except ClassNotFound:
+        return get_lexer_by_name("text", stripnl=False, ensurenl=True)
+
+
+def highlight_code(code: str, info: str | None) -> str:
+    from pygments import highlight
+
+    language = (info or "").strip().split(maxsplit=1)[0].lower() if (info or "").strip() else ""
+    language = language.strip("{}.")
+    label = html.escape(language, quote=True)
+    body = highlight(code, _lexer(language), _formatter())
+    return body.replace('<div class="highlight">', f'<div class="highlight" data-lang="{label}">', 1) if label else body
+
+
+_SAFE_LINK = re.compile(r"https?://", re.IGNORECASE)
+
+
+@lru_cache(maxsize=None)
+def _markdown():
+    import mistune
+    from mistune.renderers.html import HTMLRenderer
+
+    class CardRenderer(HTMLRenderer):
+        """mistune's HTML renderer with card rules: safe links, image slots, pygments code."""
+
+        def __init__(self) -> None:
+            super().__init__(escape=True)
+            self.images: list[tuple[str, str]] = []
+
+        def link(self, text: str, url: str, title: str | None = None) -> str:
+            if not _SAFE_LINK.match(url.strip()):
+                return text  # relative, javascript:, data:, file: ... show the words only
+            attrs = f' title="{self.escape_attribute(title)}"' if title else ""
+            return f'<a href="{self.escape_attribute(url.strip())}"{attrs}>{text}</a>'
+
+        def image(self, text: str, url: str, title: str | None = None) -> str:
+            alt = html.unescape(re.sub(r"<[^>]*>", "", text))
+            self.images.append((url.strip(), alt))
+            return f"{_IMG_OPEN}{len(self.images) - 1}{_IMG_CLOSE}"
+
+        def block_code(self, code: str, info: str | None = None) -> str:
+            return highlight_code(code, info)
+
+    renderer = CardRenderer()
+    md = mistune.create_markdown(renderer=renderer, plugins=["strikethrough", "table", "url"])
+    return md, renderer
+
+
+def render_markdown(text: str) -> RenderedField:
+    """Render a block of card markdown (context or answer) to safe HTML."""
+    text = _PRIVATE.sub("\ufffd", text)
+    source, formulas = _extract_math(text)
+    md, renderer = _markdown()
+    renderer.images = []
+    body = md(source)
+    images = tuple(renderer.images)
+    body = _MATH_SLOT.sub(lambda m: _math_html(*formulas[int(m.group(1))]), body)
+    # A '$' left in the HTML is a real dollar sign: make sure no MathJax setting ever reads it as math.
+    body = body.replace("$", "&#36;").strip()
+    return RenderedField(body, images)
+
+
+def render_inline(text: str) -> RenderedField:
+    """Render a one-paragraph field (title, question) without the wrapping ``<p>``."""
+    field = render_markdown(text)
+    body = field.html
+    if body.startswith("<p>") and body.endswith("</p>") and body.count("<p>") == 1:
+        body = body[3:-4]
+    return RenderedField(body, field.images)
+
+
+def finish_images(field: RenderedField, media_names: dict[str, str | None]) -> str:
+    """Put images back: a bundled file's media name, or its alt text when it could not be bundled."""
+
+    def put_back(m: re.Match) -> str:
+        path, alt = field.images[int(m.group(1))]
+        name = media_names.get(path)
+        if not name:
+            return f'<span class="fg-missing-image">[{html.escape(alt or path)}]</span>'
+        return f'<img src="{html.escape(name, quote=True)}" alt="{html.escape(alt, quote=True)}">'
+
+    return _IMG_SLOT.sub(put_back, field.html)
+
+
+# The markup card fields may contain: everything flashgen itself writes, nothing else.
+SAFE_TAGS = frozenset(
+    "a b blockquote br code del div em h1 h2 h3 h4 h5 h6 hr i img li ol p pre span strong "
+    "table tbody td th thead tr ul".split()
+)
+SAFE_ATTRIBUTES = frozenset({"class", "href", "title", "src", "alt", "data-lang", "start", "style", "id"})
+
+
+def unsafe_markup(fragment: str) -> list[str]:
+    """Everything in an HTML fragment that could run or load something: tags, attributes, URLs.
+
+    An empty list means the fragment is inert. The builder checks every field with it.
+    """
+    from html.parser import HTMLParser
+
+    problems: list[str] = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in SAFE_TAGS:
+                problems.append(f"tag <{tag}>")
+            for name, value in attrs:
+                value = value or ""
+                if name not in SAFE_ATTRIBUTES or name.startswith("on"):
+                    problems.append(f"attribute {name}= on <{tag}>")
+                elif name == "href" and not _SAFE_LINK.match(value):
+                    problems.append(f"link {value!r}")
+                elif name == "src" and (":" in value or value.startswith(("/", "\\"))):
+                    problems.append(f"src {value!r}")
+                elif name == "style" and tag != "td" and tag != "th":
+                    problems.append(f"style on <{tag}>")
+
+        def handle_comment(self, data):
+            problems.append("comment")
+
+        def handle_decl(self, decl):
+            problems.append(f"declaration {decl!r}")
+
+        def handle_pi(self, data):
+            problems.append("processing instruction")
+
+    checker = Checker(convert_charrefs=True)
+    checker.feed(fragment)
+    checker.close()
+    return problems
+
+
+# Labels the generator put in front of context; the back template has its own "Background" heading.
+_CONTEXT_LABEL = re.compile(
+    r"^\s*(?:Background context explaining the concept\.|Background context:|Background:)\s*", re.IGNORECASE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedCard:
+    """The HTML of one note's text fields, before images are put back."""
+
+    title: RenderedField
+    question: RenderedField
+    answer: RenderedField
+    context: RenderedField
+
+    @property
+    def images(self) -> tuple[tuple[str, str], ...]:
+        return self.title.images + self.question.images + self.answer.images + self.context.images
+
+
+def render_card(title: str, question: str, answer: str, context: str) -> RenderedCard:
+    """Render a card's four markdown texts into field HTML."""
+    return RenderedCard(
+        title=render_inline(title),
+        question=render_inline(question),
+        answer=render_markdown(answer),
+        context=render_markdown(_CONTEXT_LABEL.sub("", context, count=1)),
+    )
+
+
+# --- the note type's CSS ---------------------------------------------------------------------
+
+LIGHT_STYLE, DARK_STYLE = "default", "github-dark"
+_NIGHT = (".nightMode", ".night_mode", ".night-mode")
+
+_BASE_CSS = """\
+.card {
+  font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+  font-size: 18px; line-height: 1.5; text-align: left;
+  color: #1f2328; background-color: #ffffff;
+  margin: 0; padding: 16px;
+  overflow-wrap: break-word;
+}
+.fg { max-width: 46rem; margin: 0 auto; }
+.fg-title { font-size: 0.8em; font-weight: 600; letter-spacing: 0.02em; color: #59636e; margin-bottom: 0.4em; }
+.fg-question { font-size: 1.1em; font-weight: 600; }
+.fg-question p:first-child, .fg-answer p:first-child { margin-top: 0; }
+hr#answer { border: none; border-top: 1px solid #d1d9e0; margin: 1em 0; }
+.fg-answer { margin-top: 0.5em; }
+.fg-context { margin-top: 1.4em; padding: 0.6em 0.9em; border-left: 3px solid #d1d9e0; color: #424a53; font-size: 0.92em; }
+.fg-context-label { font-size: 0.75em; font-weight: 700; text-transform: uppercase; letter-spacing: 0.06em; color: #59636e; margin-bottom: 0.3em; }
+.fg-source { margin-top: 1.4em; font-size: 0.72em; color: #6e7781; }
+.fg-missing-image { color: #9a6700; font-style: italic; }
+.fg code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; font-size: 0.88em; }
+.fg :not(pre) > code { background-color: rgba(175, 184, 193, 0.25); padding: 0.1em 0.35em; border-radius: 4px; }
+.fg .highlight { border-radius: 6px; margin: 0.8em 0; max-width: 100%; overflow-x: auto; }
+.fg .highlight pre { margin: 0; padding: 0.7em 0.9em; overflow-x: auto; white-space: pre; line-height: 1.4; font-size: 0.82em; -webkit-overflow-scrolling: touch; }
+.fg table { border-collapse: collapse; display: block; max-width: 100%; overflow-x: auto; }
+.fg th, .fg td { border: 1px solid #d1d9e0; padding: 0.25em 0.6em; }
+.fg img { max-width: 100%; height: auto; }
+.fg blockquote { margin: 0.6em 0; padding-left: 0.9em; border-left: 3px solid #d1d9e0; color: #59636e; }
+.fg mjx-container { overflow-x: auto; overflow-y: hidden; max-width: 100%; }
+@media (max-width: 600px) {
+  .card { font-size: 16px; padding: 10px; }
+  .fg .highlight pre { font-size: 12.5px; padding: 0.55em 0.7em; }
+}
+"""
+
+_DARK_CARD = "{cards} {{ color: #e6edf3; background-color: #1e1e1e; }}"
+_DARK_SCOPED = """\
+{scope} .fg-title, {scope} .fg-context-label {{ color: #9198a1; }}
+{scope} hr#answer {{ border-top-color: #3d444d; }}
+{scope} .fg-context {{ border-left-color: #3d444d; color: #c9d1d9; }}
+{scope} .fg-source {{ color: #8b949e; }}
+{scope} .fg :not(pre) > code {{ background-color: rgba(110, 118, 129, 0.4); }}
+{scope} .fg th, {scope} .fg td {{ border-color: #3d444d; }}
+{scope} .fg blockquote {{ border-left-color: #3d444d; color: #9198a1; }}
+{scope} .fg a {{ color: #4493f8; }}
+{scope} .fg-missing-image {{ color: #d29922; }}
+"""
+
+
+def _pygments_css(style: str, selectors: list[str]) -> str:
+    from pygments.formatters import HtmlFormatter
+
+    css = HtmlFormatter(style=style, cssclass="highlight").get_style_defs(selectors)
+    # drop the line-number rules pygments adds unscoped: they would restyle every <pre>
+    return "\n".join(line for line in css.splitlines() if not line.startswith(("pre {", "td.", "span.linenos")))
+
+
+@lru_cache(maxsize=None)
+def note_css() -> str:
+    """The note type's CSS: card layout, pygments light theme, and a dark theme for night mode.
+
+    Anki desktop marks night mode with ``nightMode night_mode`` on the card and
+    ``night-mode`` on ``<html>``; AnkiDroid with ``night_mode nightMode``.
+    """
+    light = _pygments_css(LIGHT_STYLE, [".fg .highlight"])
+    dark = _pygments_css(DARK_STYLE, [f"{night} .fg .highlight" for night in _NIGHT])
+    cards = ".card.nightMode, .card.night_mode, .night-mode .card"
+    dark_rules = _DARK_CARD.format(cards=cards) + "\n" + "".join(_DARK_SCOPED.format(scope=n) for n in _NIGHT)
+    return f"{_BASE_CSS}\n/* code, light */\n{light}\n\n/* night mode */\n{dark_rules}\n/* code, dark */\n{dark}\n"

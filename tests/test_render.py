@@ -1,0 +1,151 @@
+"""Rendering: markdown, code, math and dollars, safe HTML; golden HTML per case.
+
+Each case's input is here, its HTML in tests/goldens/render/<name>.html
+(regenerate with `make goldens`, review the diff by eye).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from flashgen import parse_file
+from flashgen.render import (
+    RenderedField,
+    _lexer,
+    finish_images,
+    note_css,
+    render_card,
+    render_inline,
+    render_markdown,
+    unsafe_markup,
+)
+from tests.conftest import corpus_files
+
+CASES = {
+    # math
+    "math-inline-dollar": "KL Divergence $D_{KL}(P || Q)$, on the other hand, measures the difference.",
+    "math-display-dollar": "$$PPL(P,Q) = 2^{H(P,Q)}$$",
+    "math-display-multiline-blank": "Before\n$$\n\\begin{aligned}\na &= b \\\\\n\nc &= d_1 * e_2\n\\end{aligned}\n$$\nAfter",
+    "math-glued-to-text": "costs$$x_1 + x_2$$total and $N = 13,000,000,000$ parameters",
+    "math-existing-paren": "- \\( \\mu \\) and \\( \\sigma^2 \\) are mean and variance",
+    "math-existing-bracket": "\\[ \\text{Loss} = -\\sum_i y_i \\log p_i \\]",
+    "math-markdown-specials": "$a_1 * b_2 * c_3$ and $x < y \\& z > w$",
+    "math-badly-split": "- Model parameter count $N $- Memory per parameter$ M$",
+    "math-glued-closer-leftover": "$$\\text{Total Inference Memory} = 26 \\text{ GB} \\times 1.2 = 31.2 \\text{ GB}$$",
+    # dollars that are not math
+    "dollar-money-range": "GitHub Copilot earned between $1.3 million and $2.6 million in revenue.",
+    "dollar-money-glued": "companies that raised at least$1 billion",
+    "dollar-money-single": "An AI startup that generates $200 million annually.",
+    "dollar-shell-vars": "Set $HOME and ${var.x}, then echo $PATH.",
+    "dollar-prompt": "$ git status\n$ git commit -m 'x'",
+    "dollar-r": "embeddings <- clip::generate_embeddings(data $texts, data$ images)",
+    "dollar-in-code": "Use `$HOME` or:\n```sh\nexport A=$HOME\necho \"$$ is the pid\"\n```",
+    # html-looking text
+    "html-in-prose": "Use `<!--END-->` as a marker, or <!--END--> --> and <<postscript>>.",
+    "html-generics": "A List<Map<String, Object>> holds maps.",
+    "html-script": "<script>alert('x')</script>\n\nText <img src=x onerror=alert(1)> <b onclick=\"x()\">b</b>",
+    "html-links": "[safe](https://example.com) [js](javascript:alert(1)) [data](data:text/html,x) [rel](notes.md) <https://a.org>",
+    "html-page-in-fence": "```html\n<!DOCTYPE html>\n<html><head><script>alert(1)</script></head>\n<body onload=\"x()\"></body></html>\n```",
+    # code
+    "code-python": "```python\ndef f(x):\n    return x ** 2  # square\n```",
+    "code-no-language": "```\nplain text block\n```",
+    "code-aliases": "```sh\nls -la\n```\n\n```csharp\nvar x = 1;\n```\n\n```razor\n@model Foo\n```\n\n```hcl\nresource \"a\" \"b\" {}\n```\n\n```pseudocode\nfor each x do y\n```\n\n```plaintext\nhello\n```",
+    "code-unknown-language": "```nosuchlanguage\nx = 1\n```",
+    "code-indented-in-list": "1. First:\n   ```python\n   x = 1\n   ```\n2. Second",
+    "code-long-line": "```java\n" + "String s = \"" + "x" * 200 + "\";\n```",
+    "code-non-ascii": "```python\n# 中文注释 — “quotes”\nλ = 'Trafﬁc'\n```",
+    # markdown
+    "markdown-lists-emphasis": "**Number of Steps:** tracking.\n- *one*\n- two with `code`\n\n| a | b |\n|---|---|\n| 1 | 2 |",
+    "markdown-image": "See ![a diagram](figures/plot.png).",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_render_golden(name, golden):
+    field = render_markdown(CASES[name])
+    media = {path: "flashgen-" + path.replace("/", "-") for path, _ in field.images}
+    golden(f"render/{name}.html", finish_images(field, media) + "\n")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_rendered_cases_are_inert(name):
+    html = render_markdown(CASES[name]).html
+    assert unsafe_markup(html) == []
+    assert "$" not in html
+
+
+def test_math_survives_markdown_untouched():
+    html = render_markdown(CASES["math-display-multiline-blank"]).html
+    assert "\\[\\begin{aligned}\na &amp;= b \\\\\n\nc &amp;= d_1 * e_2\n\\end{aligned}\\]" in html
+
+
+def test_dollar_math_becomes_mathjax_delimiters():
+    assert render_inline("$x_1$ and $$y$$").html == "\\(x_1\\) and \\[y\\]"
+
+
+@pytest.mark.parametrize("text", ["between $1.3 million and $2.6 million", "at least$1 billion", "$ git log", "$HOME"])
+def test_dollars_that_are_not_math_stay_dollars(text):
+    html = render_inline(text).html
+    assert "\\(" not in html and html.replace("&#36;", "$") == text
+
+
+def test_links_only_for_http():
+    html = render_markdown(CASES["html-links"]).html
+    assert re.findall(r'href="([^"]+)"', html) == ["https://example.com", "https://a.org"]
+
+
+def test_unsafe_markup_detects_live_markup():
+    assert unsafe_markup('<p>ok <a href="https://x">x</a></p>') == []
+    assert unsafe_markup("<script>x</script>") == ["tag <script>"]
+    assert unsafe_markup('<img src="a.png" onerror="x">') == ["attribute onerror= on <img>"]
+    assert unsafe_markup('<a href="javascript:alert(1)">x</a>') == ["link 'javascript:alert(1)'"]
+
+
+def test_code_is_class_based_and_lexers_are_made_once():
+    _lexer.cache_clear()
+    html = render_markdown("```python\nx = 1\n```\n\n```python\ny = 2\n```").html
+    assert html.count('<div class="highlight" data-lang="python">') == 2
+    assert 'class="k"' in html or 'class="n"' in html
+    assert "style=" not in html
+    assert _lexer.cache_info().misses == 1
+
+
+def test_images_are_slots_until_the_builder_resolves_them():
+    field = render_markdown("![a diagram](figures/plot.png) ![gone](missing.png)")
+    assert field.images == (("figures/plot.png", "a diagram"), ("missing.png", "gone"))
+    html = finish_images(field, {"figures/plot.png": "flashgen-1234-plot.png", "missing.png": None})
+    assert '<img src="flashgen-1234-plot.png" alt="a diagram">' in html
+    assert '<span class="fg-missing-image">[gone]</span>' in html
+
+
+def test_render_card_drops_the_generators_context_label():
+    card = render_card("T", "Q?", "A.", "Background context: Long-term memory helps.")
+    assert card.context.html == "<p>Long-term memory helps.</p>"
+    assert render_card("T", "Q?", "A.", "Background context explaining the concept.").context.html == ""
+
+
+def test_css_has_light_and_dark_code_themes_scoped_to_night_mode():
+    css = note_css()
+    assert ".fg .highlight .k " in css
+    for night in (".nightMode", ".night_mode", ".night-mode"):
+        assert re.search(re.escape(f"{night} .fg .highlight .k") + "[ ,]", css)
+    assert "overflow-x: auto" in css and "@media (max-width: 600px)" in css
+
+
+_FENCE_LINE = re.compile(r"^\s*(```|~~~)", re.M)
+
+
+def test_every_corpus_card_renders_inert_with_every_fence_highlighted():
+    blocks = highlighted = 0
+    for path in corpus_files():
+        for card in parse_file(path).cards:
+            rendered = render_card(card.title, card.question, card.answer, card.context)
+            for field in (rendered.title, rendered.question, rendered.answer, rendered.context):
+                assert unsafe_markup(field.html) == [], card.location
+                assert "$$" not in field.html and "$" not in field.html, card.location
+            blocks += len(_FENCE_LINE.findall(card.answer + "\n" + card.context)) // 2
+            highlighted += (rendered.answer.html + rendered.context.html).count('<div class="highlight"')
+    assert blocks >= 365  # every fenced block in the corpus
+    assert highlighted == blocks
