@@ -1,0 +1,226 @@
+"""Cards seen in many places -> one Note each, with every place it was seen.
+
+Rules (README "Deduplication"):
+
+* Cards of one book whose question, answer and context are equal after
+  :func:`normalise` are one note.
+* Cards with the same normalised question whose answers are at least
+  ``threshold`` similar (difflib ratio on the normalised answers) are one note
+  too; the kept text is the best copy: High-Quality first, then the higher
+  rating, then the longer answer, then the earlier place.
+* The same question with answers less similar than that: both notes are kept,
+  with a ``same-question`` warning; each gets its own identity.
+* Different questions are never merged. Nothing depends on input order: every
+  choice is made over a fully sorted key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from .model import Card, Diagnostic, Location, Severity, Variant
+
+__all__ = ["Occurrence", "Note", "Deduped", "dedupe", "normalise", "DEFAULT_THRESHOLD", "IDENTITY_VERSION"]
+
+DEFAULT_THRESHOLD = 0.85
+# Part of every note identity. Changing normalise() for questions changes GUIDs,
+# which makes Anki see new notes: bump this only with a migration.
+IDENTITY_VERSION = "v1"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Occurrence:
+    """One place a note was seen."""
+
+    location: Location
+    part: int | None
+    variant: Variant
+    index: int  # the card's position in its part
+    chapter: str | None  # that part's starting chapter, as written
+    rating: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A card after deduplication: one question, the best text, every place it came from."""
+
+    key: str  # stable identity: book + normalised question (+ tie-break)
+    book: str  # the book's source string, as the headers name it
+    title: str
+    context: str
+    question: str
+    answer: str
+    rating: int | None  # the highest rating among its occurrences
+    occurrences: tuple[Occurrence, ...]  # sorted
+    chapter: str | None  # the raw starting chapter chosen for it
+    chapter_position: int  # where that chapter's part sits in the book (plain part number)
+
+    @property
+    def merged(self) -> int:
+        return len(self.occurrences) - 1
+
+    @property
+    def variants(self) -> tuple[Variant, ...]:
+        return tuple(sorted({o.variant for o in self.occurrences}, key=lambda v: v.value))
+
+
+@dataclass(frozen=True, slots=True)
+class Deduped:
+    notes: tuple[Note, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    questions: int  # cards in
+
+    @property
+    def merged(self) -> int:
+        return self.questions - len(self.notes)
+
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-", "−": "-", "…": "..."})
+_DELIMITERS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$")
+_EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?!\s)|(?<=\S)\*(?!\w)")
+_SPACE = re.compile(r"\s+")
+_SPACE_IN_MATH = re.compile(r"\s*([{}()\[\]^_=+\-*/,])\s*")
+
+
+def normalise(text: str) -> str:
+    """Text reduced to what makes two copies the same card.
+
+    Folds Unicode compatibility forms, case, typographic quotes and dashes,
+    math delimiters (``$x$`` == ``\\(x\\)``), emphasis markers, white space
+    (including around operators, where copies differ most) and trailing
+    punctuation.
+    """
+    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold()
+    text = _DELIMITERS.sub("$", text)
+    text = _EMPHASIS.sub("", text)
+    text = _SPACE.sub(" ", text)
+    text = _SPACE_IN_MATH.sub(r"\1", text)
+    return text.strip().rstrip(".?!:;,").strip()
+
+
+def _position(part: int | None, variant: Variant) -> int:
+    """A part's place in the book: High-Quality Part N starts where plain Part N+1 starts."""
+    if part is None:
+        return 0
+    return part + 1 if variant is Variant.HIGH_QUALITY else part
+
+
+def _preference(card: Card) -> tuple:
+    """Sort key of the best copy first; total, so the choice never depends on input order."""
+    return (
+        card.meta.variant is not Variant.HIGH_QUALITY,
+        -(card.rating or 0),
+        -len(card.answer),
+        -len(card.context),
+        card.location.path,
+        card.location.line,
+    )
+
+
+def _book_id(card: Card) -> str:
+    return card.meta.source.strip()
+
+
+def _similar(a: str, b: str, threshold: float) -> bool:
+    if a == b:
+        return True
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
+
+
+def _identity(book: str, question: str, tie: int) -> str:
+    payload = f"flashgen/{IDENTITY_VERSION}\x1f{book}\x1f{question}" + (f"\x1f{tie}" if tie else "")
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+
+
+def dedupe(
+    cards: Iterable[Card],
+    threshold: float = DEFAULT_THRESHOLD,
+    pinned_chapters: Mapping[str, str] | None = None,
+) -> Deduped:
+    """Merge repeated cards into notes.
+
+    ``pinned_chapters`` maps note keys to the raw chapter a previous build chose
+    (from the lock file): Anki never moves an imported card to another deck, so
+    a note keeps its chapter once it has one.
+    """
+    pinned_chapters = pinned_chapters or {}
+    by_question: dict[tuple[str, str], list[tuple[Card, str, str, str]]] = {}
+    count = 0
+    for card in cards:
+        count += 1
+        book = _book_id(card)
+        entry = (card, normalise(card.answer), normalise(card.context), normalise(card.question))
+        by_question.setdefault((book, entry[3]), []).append(entry)
+
+    notes: list[Note] = []
+    diagnostics: list[Diagnostic] = []
+    for (book, question_key), entries in sorted(by_question.items()):
+        entries.sort(key=lambda e: _preference(e[0]))
+        clusters: list[list[tuple[Card, str, str, str]]] = []
+        for entry in entries:
+            for cluster in clusters:
+                best = cluster[0]
+                same_text = entry[1] == best[1] and entry[2] == best[2]
+                if same_text or _similar(entry[1], best[1], threshold):
+                    cluster.append(entry)
+                    break
+            else:
+                clusters.append([entry])
+        # earliest-seen cluster keeps the plain identity; the others are numbered after it
+        clusters.sort(key=lambda c: min((_position(e[0].meta.part, e[0].meta.variant), e[0].index) for e in c))
+        for tie, cluster in enumerate(clusters):
+            key = _identity(book, question_key, tie)
+            notes.append(_merge(key, book, [e[0] for e in cluster], pinned_chapters.get(key)))
+            if tie:
+                first = clusters[0][0][0]
+                here = cluster[0][0]
+                diagnostics.append(
+                    Diagnostic(
+                        Severity.WARNING,
+                        "same-question",
+                        f"same question as {first.location} with a different answer; both kept",
+                        here.location,
+                    )
+                )
+    notes.sort(key=lambda n: (n.book, n.chapter_position, n.occurrences[0].location, n.key))
+    diagnostics.sort(key=lambda d: d.location)
+    return Deduped(notes=tuple(notes), diagnostics=tuple(diagnostics), questions=count)
+
+
+def _merge(key: str, book: str, copies: list[Card], pinned: str | None) -> Note:
+    best = copies[0]
+    occurrences = tuple(
+        sorted(
+            Occurrence(c.location, c.meta.part, c.meta.variant, c.index, c.meta.starting_chapter, c.rating)
+            for c in copies
+        )
+    )
+    ratings = [c.rating for c in copies if c.rating is not None]
+    # the chapter of the copy nearest the start of its part (see README "Chapters")
+    home = min(copies, key=lambda c: (c.index, _position(c.meta.part, c.meta.variant), c.location))
+    chapter, position = home.meta.starting_chapter, _position(home.meta.part, home.meta.variant)
+    if pinned is not None:
+        for c in copies:
+            if c.meta.starting_chapter == pinned:
+                chapter, position = pinned, _position(c.meta.part, c.meta.variant)
+                break
+        else:
+            chapter = pinned
+    return Note(
+        key=key,
+        book=book,
+        title=best.title,
+        context=best.context,
+        question=best.question,
+        answer=best.answer,
+        rating=max(ratings) if ratings else None,
+        occurrences=occurrences,
+        chapter=chapter,
+        chapter_position=position,
+    )
