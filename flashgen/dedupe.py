@@ -59,6 +59,8 @@ class Note:
     occurrences: tuple[Occurrence, ...]  # sorted
     chapter: str | None  # the raw starting chapter chosen for it
     chapter_position: int  # where that chapter's part sits in the book (plain part number)
+    origin: Location  # where the kept text was written: image paths are relative to it
+    order: tuple[int, int]  # (book position, index) of the earliest copy: book order
 
     @property
     def merged(self) -> int:
@@ -188,7 +190,7 @@ def dedupe(
                         here.location,
                     )
                 )
-    notes.sort(key=lambda n: (n.book, n.chapter_position, n.occurrences[0].location, n.key))
+    notes.sort(key=lambda n: (n.book, n.order, n.key))
     diagnostics.sort(key=lambda d: d.location)
     return Deduped(notes=tuple(notes), diagnostics=tuple(diagnostics), questions=count)
 
@@ -223,4 +225,6 @@ def _merge(key: str, book: str, copies: list[Card], pinned: str | None) -> Note:
         occurrences=occurrences,
         chapter=chapter,
         chapter_position=position,
+        origin=best.location,
+        order=min((_position(c.meta.part, c.meta.variant), c.index) for c in copies),
     )

@@ -106,3 +106,7 @@ class ParsedFile:
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.severity is Severity.ERROR)
+
+
+class FlashgenError(Exception):
+    """A problem with how flashgen was called or where it runs (exit code 2), not with the input text."""

@@ -1,0 +1,148 @@
+"""Notes -> an .apkg file. The only module that imports genanki.
+
+genanki writes the legacy ``collection.anki2`` package that Anki desktop,
+AnkiDroid and AnkiMobile all read. What it does not do, this module does:
+
+* each note and its card carry their own modification time (from the lock),
+  not one clock reading for all: that is what lets Anki update changed notes
+  and skip unchanged ones;
+* note, card and deck ids are derived, never taken from the clock;
+* the zip is compressed, its entries in a fixed order with a fixed date, so
+  the same notes always give the same bytes;
+* the file appears atomically: written beside its target, synced, renamed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from typing import Sequence
+
+import genanki
+
+from .notetype import BACK_TEMPLATE, FIELDS, FRONT_TEMPLATE, NOTETYPE_ID, NOTETYPE_NAME
+from .render import note_css
+
+__all__ = ["PackageNote", "MediaFile", "write_package", "deck_id", "write_atomically"]
+
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PackageNote:
+    guid: str
+    fields: tuple[str, ...]  # in FIELDS order, HTML
+    tags: tuple[str, ...]
+    deck: str
+    mod: int  # seconds
+    note_id: int  # also used as the card id: one card per note
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    name: str  # the name fields refer to
+    data: bytes
+
+
+def deck_id(name: str) -> int:
+    """A deck's id from its name: Anki matches decks by name, so only stability matters here."""
+    digest = hashlib.sha256(("flashgen-deck\x1f" + name).encode("utf-8")).digest()
+    return (1 << 40) + int.from_bytes(digest[:6], "big")  # well clear of 1, the Default deck
+
+
+class _Note(genanki.Note):
+    """A genanki note that writes its own modification time and ids."""
+
+    def __init__(self, model: genanki.Model, note: PackageNote, due: int):
+        super().__init__(model=model, fields=list(note.fields), tags=list(note.tags), guid=note.guid, due=due)
+        self._mod = note.mod
+        self._id = note.note_id
+
+    def write_to_db(self, cursor, timestamp, deck_id, id_gen):  # noqa: D102 - genanki's hook
+        # genanki asks id_gen for the note id, then one id per card
+        super().write_to_db(cursor, self._mod, deck_id, iter((self._id, self._id)))
+
+
+def _model() -> genanki.Model:
+    return genanki.Model(
+        NOTETYPE_ID,
+        NOTETYPE_NAME,
+        fields=[{"name": name} for name in FIELDS],
+        templates=[{"name": "Card", "qfmt": FRONT_TEMPLATE, "afmt": BACK_TEMPLATE}],
+        css=note_css(),
+        sort_field_index=0,
+    )
+
+
+def _collection_bytes(notes: Sequence[PackageNote], notetype_mod: int, workdir: str) -> bytes:
+    model = _model()
+    decks: dict[str, genanki.Deck] = {}
+    for due, note in enumerate(notes):
+        deck = decks.get(note.deck)
+        if deck is None:
+            deck = decks[note.deck] = genanki.Deck(deck_id(note.deck), note.deck)
+        deck.add_note(_Note(model, note, due))
+    db_path = os.path.join(workdir, "collection.anki2")
+    connection = sqlite3.connect(db_path)
+    try:
+        cursor = connection.cursor()
+        package = genanki.Package([decks[name] for name in sorted(decks)])
+        package.write_to_db(cursor, notetype_mod, iter(()))
+        connection.commit()
+        connection.execute("VACUUM")
+    finally:
+        connection.close()
+    with open(db_path, "rb") as handle:
+        return handle.read()
+
+
+def _zip_entry(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def write_atomically(path: str, write) -> None:
+    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place.
+
+    A failure at any point (full disk, interrupt) leaves the previous file untouched.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_package(path: str, notes: Sequence[PackageNote], media: Sequence[MediaFile], notetype_mod: int) -> int:
+    """Write notes (in the given order) and media to an .apkg at ``path``; returns its size in bytes."""
+    with tempfile.TemporaryDirectory(prefix="flashgen-") as workdir:
+        collection = _collection_bytes(notes, notetype_mod, workdir)
+
+    media = sorted(media, key=lambda m: m.name)
+    manifest = json.dumps({str(i): m.name for i, m in enumerate(media)}, sort_keys=True)
+
+    def write(handle) -> None:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+            archive.writestr(_zip_entry("collection.anki2"), collection)
+            archive.writestr(_zip_entry("media"), manifest)
+            for i, item in enumerate(media):
+                archive.writestr(_zip_entry(str(i)), item.data)
+
+    write_atomically(path, write)
+    return os.path.getsize(path)
