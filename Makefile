@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/flashgen check examples/
+	$(VENV)/bin/flashgen build examples/
 
 test: $(STAMP)
 	$(PY) -m pytest -q

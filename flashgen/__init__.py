@@ -1,19 +1,42 @@
-"""flashgen: flashcard markdown in, Anki decks out."""
+"""flashgen: flashcard markdown in, Anki decks out.
 
-from .model import Card, Diagnostic, FileMeta, Location, ParsedFile, Severity, Variant
+The pipeline, one module per stage::
+
+    collect -> parse -> dedupe -> organise -> render -> package
+                         (build wires them together; cli is a thin shell)
+"""
+
+from .build import BuildOptions, BuildReport, build, plan
+from .dedupe import Note, dedupe
+from .model import Card, Diagnostic, FileMeta, FlashgenError, Location, ParsedFile, Severity, Variant
+from .organise import Book, Chapter, Settings, organise
 from .parse import parse_bytes, parse_file, parse_text
+from .render import render_card, render_markdown
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Book",
+    "BuildOptions",
+    "BuildReport",
     "Card",
+    "Chapter",
     "Diagnostic",
     "FileMeta",
+    "FlashgenError",
     "Location",
+    "Note",
     "ParsedFile",
+    "Settings",
     "Severity",
     "Variant",
+    "build",
+    "dedupe",
+    "organise",
     "parse_bytes",
     "parse_file",
     "parse_text",
+    "plan",
+    "render_card",
+    "render_markdown",
 ]

@@ -2,63 +2,134 @@
 
 Exit codes: 0 all good; 1 problems found in the input (errors, or warnings
 under --strict); 2 usage or environment errors (a missing path, an unwritable
-output folder, a malformed config).
+output folder, a malformed config or lock file). Human messages go to stderr,
+``--json`` output to stdout. Tracebacks only with ``-v``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from typing import Sequence, TextIO
 
 from . import __version__
-from .collect import collect
-from .model import Diagnostic, Severity
-from .parse import parse_file
+from .config import Config, find_config, load_config
+from .model import Diagnostic, FlashgenError, Severity
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
+_EXAMPLES = """\
+examples:
+  flashgen check notes/                 report problems at path:line
+  flashgen build notes/ -o decks/       write one .apkg per book into decks/
+  flashgen stats notes/ --json          per-book and per-chapter figures
+  flashgen preview notes/ -o cards.html look at rendered cards without Anki
 
-class UsageError(Exception):
-    """A problem with how flashgen was called or where it runs; exit code 2."""
-
-
-def _print_diagnostics(diagnostics: Sequence[Diagnostic], stream: TextIO, quiet: bool, verbose: bool) -> None:
-    for d in diagnostics:
-        if quiet and d.severity is not Severity.ERROR:
-            continue
-        if d.severity is Severity.NOTICE and not verbose:
-            continue
-        print(f"{d.location}: {d.severity}: {d.message}", file=stream)
+exit codes: 0 ok, 1 problems found in the input, 2 usage or environment error
+"""
 
 
 def _count(diagnostics: Sequence[Diagnostic], severity: Severity) -> int:
     return sum(1 for d in diagnostics if d.severity is severity)
 
 
-def _exit_code(diagnostics: Sequence[Diagnostic], strict: bool) -> int:
-    if _count(diagnostics, Severity.ERROR):
-        return EXIT_PROBLEMS
-    if strict and _count(diagnostics, Severity.WARNING):
-        return EXIT_PROBLEMS
-    return EXIT_OK
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _print_diagnostics(diagnostics: Sequence[Diagnostic], args: argparse.Namespace, stream: TextIO) -> None:
+    for d in diagnostics:
+        if args.quiet and d.severity is not Severity.ERROR:
+            continue
+        if d.severity is Severity.NOTICE and not args.verbose:
+            continue
+        print(f"{d.location}: {d.severity}: {d.message}", file=stream)
+
+
+def _exit_code(diagnostics: Sequence[Diagnostic], strict: bool) -> int:
+    if _count(diagnostics, Severity.ERROR) or (strict and _count(diagnostics, Severity.WARNING)):
+        return EXIT_PROBLEMS
+    return EXIT_OK
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; silent otherwise, so CI logs stay clean."""
+
+    def __init__(self, enabled: bool, stream: TextIO = sys.stderr):
+        self.enabled = enabled
+        self.stream = stream
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        width = 30
+        filled = int(width * done / max(total, 1))
+        self.stream.write(f"\r{stage:>7} [{'#' * filled}{' ' * (width - filled)}] {done}/{total}\x1b[K")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config if getattr(args, "config", None) else find_config(args.paths)
+    return load_config(path)
+
+
+def _settings(args: argparse.Namespace, config: Config):
+    from .organise import Settings
+
+    min_rating = args.min_rating if args.min_rating is not None else config.min_rating
+    unrated = args.unrated or config.unrated or "keep"
+    return Settings(
+        title_overrides=dict(config.titles),
+        deck_template=config.deck_template or Settings().deck_template,
+        min_rating=min_rating,
+        keep_unrated=unrated == "keep",
+    )
+
+
+def _threshold(args: argparse.Namespace, config: Config) -> float:
+    from .dedupe import DEFAULT_THRESHOLD
+
+    if args.threshold is not None:
+        return args.threshold
+    return config.dedupe_threshold if config.dedupe_threshold is not None else DEFAULT_THRESHOLD
+
+
+def _emit_json(data: dict) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+# --- commands --------------------------------------------------------------------------
+
+
 def cmd_check(args: argparse.Namespace) -> int:
+    from .collect import collect
+    from .parse import parse_file
+
     inputs = collect(args.paths)
     if inputs.missing:
-        raise UsageError("; ".join(f"{d.location.path}: {d.message}" for d in inputs.missing))
+        raise FlashgenError("; ".join(f"{d.location.path}: {d.message}" for d in inputs.missing))
     parsed = [parse_file(path) for path in inputs.files]
     diagnostics = [d for p in parsed for d in p.diagnostics]
     cards = sum(len(p.cards) for p in parsed)
     questions = sum(p.questions for p in parsed)
     if args.json:
-        json.dump(
+        _emit_json(
             {
                 "files": len(parsed),
                 "questions": questions,
@@ -67,13 +138,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "warnings": _count(diagnostics, Severity.WARNING),
                 "notices": _count(diagnostics, Severity.NOTICE),
                 "diagnostics": [d.as_dict() for d in diagnostics],
-            },
-            sys.stdout,
-            indent=2,
+            }
         )
-        print()
     else:
-        _print_diagnostics(diagnostics, sys.stderr, args.quiet, args.verbose)
+        _print_diagnostics(diagnostics, args, sys.stderr)
         if not args.quiet:
             print(
                 f"{_plural(len(parsed), 'file')}, {_plural(questions, 'question')}, {_plural(cards, 'card')}, "
@@ -84,32 +152,178 @@ def cmd_check(args: argparse.Namespace) -> int:
     return _exit_code(diagnostics, args.strict)
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="flashcard files or folders (*.md, *.txt)")
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import BuildOptions, build
+
+    config = _config(args)
+    options = BuildOptions(
+        out_dir=args.out or config.out or "out",
+        split=args.split or config.split or "book",
+        lock_path=args.lock or config.lock or "flashgen.lock",
+        strict=args.strict,
+        settings=_settings(args, config),
+        threshold=_threshold(args, config),
+    )
+    progress = _Progress(sys.stderr.isatty() and not args.quiet and not args.json)
+    try:
+        report = build(args.paths, options, progress)
+    finally:
+        progress.close()
+    if args.json:
+        _emit_json(
+            {
+                "files": report.files,
+                "questions": report.questions,
+                "notes": report.notes,
+                "merged": report.merged,
+                "decks": report.decks,
+                "changed_notes": report.changed_notes,
+                "written": list(report.written),
+                "refused": report.refused,
+                "seconds": round(report.seconds, 3),
+                "errors": report.count(Severity.ERROR),
+                "warnings": report.count(Severity.WARNING),
+                "diagnostics": [d.as_dict() for d in report.diagnostics],
+            }
+        )
+    else:
+        _print_diagnostics(report.diagnostics, args, sys.stderr)
+        if report.refused:
+            print(
+                f"flashgen: --strict: {_plural(report.count(Severity.ERROR), 'error')}, "
+                f"{_plural(report.count(Severity.WARNING), 'warning')}; nothing written",
+                file=sys.stderr,
+            )
+        elif not args.quiet:
+            where = os.path.dirname(report.written[0]) if report.written else options.out_dir
+            print(
+                f"{_plural(report.files, 'file')}, {_plural(report.questions, 'question')}, "
+                f"{_plural(report.notes, 'note')} ({report.merged} duplicates merged, {report.changed_notes} new or changed), "
+                f"{_plural(report.decks, 'deck')} in {_plural(len(report.written), 'package')} written to {where}/ "
+                f"in {report.seconds:.1f}s; {_plural(report.count(Severity.ERROR), 'error')}, "
+                f"{_plural(report.count(Severity.WARNING), 'warning')}",
+                file=sys.stderr,
+            )
+    return _exit_code(report.diagnostics, args.strict)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .build import plan
+    from .lockfile import read_lock
+    from .stats import plan_stats
+
+    config = _config(args)
+    lock = read_lock(args.lock or config.lock or "flashgen.lock")
+    the_plan = plan(args.paths, _settings(args, config), _threshold(args, config), lock)
+    figures = plan_stats(the_plan)
+    if args.json:
+        _emit_json(figures)
+    else:
+        out = sys.stdout
+        print(f"{'questions':>9} {'notes':>6} {'merged':>6} {'warn':>5}  book / chapter deck", file=out)
+        for book in figures["books"]:
+            print(
+                f"{book['questions']:>9} {book['notes']:>6} {book['merged']:>6} {book['warnings']:>5}  {book['book']}",
+                file=out,
+            )
+            for c in book["chapters"]:
+                deck = c["deck"].split("::", 1)[-1]
+                print(f"{c['questions']:>9} {c['notes']:>6} {c['merged']:>6} {c['warnings']:>5}    {deck}", file=out)
+        print(
+            f"{figures['questions']:>9} {figures['notes']:>6} {figures['merged']:>6} {figures['warnings']:>5}  "
+            f"total: {_plural(figures['files'], 'file')}, {_plural(figures['errors'], 'error')}",
+            file=out,
+        )
+    return _exit_code(the_plan.diagnostics, args.strict)
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from .build import plan
+    from .lockfile import read_lock
+    from .package import write_atomically
+    from .preview import preview_html
+
+    config = _config(args)
+    lock = read_lock(args.lock or config.lock or "flashgen.lock")
+    the_plan = plan(args.paths, _settings(args, config), _threshold(args, config), lock)
+    page = preview_html(the_plan.books, limit=args.limit)
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise FlashgenError(f"{args.output}: folder does not exist or is not writable")
+    try:
+        write_atomically(args.output, lambda handle: handle.write(page.encode("utf-8")))
+    except OSError as exc:
+        raise FlashgenError(f"{args.output}: cannot write: {exc.strerror}") from None
+    _print_diagnostics(the_plan.diagnostics, args, sys.stderr)
+    if not args.quiet:
+        print(f"preview of {sum(len(b.notes) for b in the_plan.books)} notes written to {args.output}", file=sys.stderr)
+    return _exit_code(the_plan.diagnostics, args.strict)
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="flashcard files or folders (*.md, *.txt, recursively)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    parser.add_argument("-v", "--verbose", action="store_true", help="print notices too, and tracebacks")
-    parser.add_argument("--strict", action="store_true", help="treat warnings as problems (exit 1)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print notices too, and tracebacks on failure")
+    parser.add_argument("--strict", action="store_true", help="warnings count as problems (exit 1)")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="config file (default: flashgen.toml or pyproject.toml near the inputs)")
+    parser.add_argument("--lock", metavar="PATH", help="lock file (default: flashgen.lock in the current folder)")
+    parser.add_argument("--min-rating", type=int, metavar="N", help="keep notes rated N or more")
+    parser.add_argument(
+        "--unrated", choices=("keep", "drop"), help="with --min-rating: keep (default) or drop notes with no rating"
+    )
+    parser.add_argument("--threshold", type=float, metavar="X", help="near-duplicate similarity, 0-1 (default 0.85)")
+
+
+def _command(commands, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=summary,
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flashgen",
-        description="Turn flashcard markdown into Anki decks.",
+        description="Turn flashcard markdown into Anki decks that update in place when you rebuild.",
+        epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 ok, 1 problems found in the input, 2 usage or environment error",
     )
     parser.add_argument("--version", action="version", version=f"flashgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    check = commands.add_parser(
-        "check",
-        help="parse and report problems at path:line",
-        description="Parse flashcard files and report every problem at path:line.",
-        epilog="example: flashgen check notes/ --strict",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _add_common(check)
+
+    build = _command(commands, "build", "write .apkg decks", "flashgen build notes/ -o decks/ --lock notes/flashgen.lock")
+    _common(build)
+    _selection(build)
+    build.add_argument("-o", "--out", metavar="DIR", help="output folder (default: out)")
+    build.add_argument("--split", choices=("book", "chapter", "none"), help="one .apkg per book (default), chapter, or one for all")
+    build.set_defaults(run=cmd_build)
+
+    check = _command(commands, "check", "parse and report every problem at path:line", "flashgen check notes/ --strict")
+    _common(check)
     check.set_defaults(run=cmd_check)
+
+    stats = _command(commands, "stats", "questions, notes, duplicates and warnings per book and chapter", "flashgen stats notes/ --json")
+    _common(stats)
+    _selection(stats)
+    stats.set_defaults(run=cmd_stats)
+
+    preview = _command(commands, "preview", "write one HTML page of rendered cards", "flashgen preview notes/ -o preview.html")
+    _common(preview, json_flag=False)
+    _selection(preview)
+    preview.add_argument("-o", "--output", default="preview.html", metavar="FILE", help="the page (default: preview.html)")
+    preview.add_argument("--limit", type=int, metavar="N", help="show at most N notes")
+    preview.set_defaults(run=cmd_preview)
     return parser
 
 
@@ -119,17 +333,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help, --version and bad usage
-        return int(exc.code or 0) and EXIT_USAGE
+        return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
     try:
         return args.run(args)
-    except UsageError as exc:
+    except FlashgenError as exc:
         print(f"flashgen: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("flashgen: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug in flashgen, not in the input
-        if getattr(args, "verbose", False):
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # a bug in flashgen, not a problem with the input
+        if args.verbose:
             raise
         print(f"flashgen: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", file=sys.stderr)
         return EXIT_USAGE

@@ -310,7 +310,7 @@ class _Parser:
 
     def drop_question(self, reason: str) -> None:
         q = self.question
-        shown = " ".join(q.text)[:60] or "(empty question)"
+        shown = " ".join(t for t in q.text if t)[:60] or "(empty question)"
         self.report(Severity.ERROR, "no-answer", q.line, f"question {shown!r} has no answer: {reason}")
         self.question = None
 
@@ -485,7 +485,7 @@ class _Parser:
             if kind != BLANK or q.text:
                 q.text.append(self.lines[i].strip())
         else:
-            self.drop_question(f"line {i + 1} comes before any '??x'")
+            self.drop_question(f"no '??x' before line {i + 1}")
             self.state = _IN_CARD
             self.on_in_card(i, kind, first)
 

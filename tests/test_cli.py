@@ -1,0 +1,147 @@
+"""The command line: commands, exit codes, one-line errors, JSON, config."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+
+from flashgen import __version__
+from flashgen.cli import main
+from tests.conftest import CORPUS, SEEDS
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_all_commands_with_examples(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in ("build", "check", "stats", "preview"):
+        assert re.search(rf"^\s+{command}\s", out, re.M)
+        assert f"flashgen {command} " in out
+    for command in ("build", "check", "stats", "preview"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and "example:" in out
+
+
+def test_version(capsys):
+    assert run(capsys, "--version")[:2] == (0, f"flashgen {__version__}\n")
+
+
+def test_check_corpus(capsys):
+    code, out, err = run(capsys, "check", str(CORPUS))
+    assert code == 0 and out == ""
+    assert err.strip().splitlines()[-1] == "30 files, 771 questions, 771 cards, 0 errors, 83 warnings"
+    assert run(capsys, "check", "--strict", str(CORPUS))[0] == 1
+
+
+def test_check_json(capsys):
+    code, out, _ = run(capsys, "check", "--json", str(CORPUS))
+    data = json.loads(out)
+    assert (data["files"], data["cards"], data["questions"]) == (30, 771, 771)
+    assert set(data["diagnostics"][0]) >= {"path", "line", "severity", "code", "message"}
+
+
+def test_errors_in_input_exit_1_with_path_and_line(tmp_path, capsys):
+    (tmp_path / "bad.md").write_text("# Flashcards: B (Part 1)\n\n#### T\n:p Q?\n\n---\n", encoding="utf-8")
+    code, _, err = run(capsys, "check", str(tmp_path))
+    assert code == 1
+    assert f"{tmp_path / 'bad.md'}:4: error: question 'Q?' has no answer" in err
+
+
+@pytest.mark.parametrize("command", ["check", "build", "stats", "preview"])
+def test_missing_path_is_one_line_and_exit_2(tmp_path, capsys, command):
+    code, out, err = run(capsys, command, str(tmp_path / "nope"))
+    assert code == 2 and out == ""
+    assert err.splitlines() == [f"flashgen: error: {tmp_path / 'nope'}: no such file or folder"]
+
+
+def test_unwritable_output_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "build", str(SEEDS), "-o", str(blocker / "out"), "--lock", str(tmp_path / "l"))
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("flashgen: error: ") and "cannot create output folder" in err
+    if os.geteuid() != 0:  # root writes anywhere
+        readonly = tmp_path / "ro"
+        readonly.mkdir(mode=0o500)
+        assert run(capsys, "build", str(SEEDS), "-o", str(readonly), "--lock", str(tmp_path / "l"))[0] == 2
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("out = [", "malformed config"),
+        ("colour = 'blue'", "unknown config key 'colour'"),
+        ("min_rating = 'high'", "'min_rating' must be a integer 0-10"),
+        ("split = 'page'", "'split' must be"),
+        ("deck_template = '{nope}'", "'deck_template' is not a valid template"),
+    ],
+)
+def test_malformed_config_is_one_line_and_exit_2(tmp_path, capsys, text, message):
+    shutil.copytree(SEEDS, tmp_path / "in")
+    (tmp_path / "in" / "flashgen.toml").write_text(text, encoding="utf-8")
+    code, _, err = run(capsys, "build", str(tmp_path / "in"), "-o", str(tmp_path / "out"))
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+
+
+def test_config_in_pyproject_and_flags_override_it(tmp_path, capsys, monkeypatch):
+    shutil.copytree(SEEDS, tmp_path / "in")
+    (tmp_path / "in" / "pyproject.toml").write_text(
+        '[tool.flashgen]\nsplit = "chapter"\nout = "decks"\nlock = "cards.lock"\n'
+        '[tool.flashgen.titles]\n"ai-engineering-building-applications-with-foundation-models" = "AIE"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "build", "in", "--json")
+    written = json.loads(out)["written"]
+    assert code == 0 and sorted(os.path.basename(p) for p in written) == ["aie--24-memory.apkg", "aie--25-finetuning-overview.apkg"]
+    assert (tmp_path / "in" / "cards.lock").exists()
+    code, out, _ = run(capsys, "build", "in", "--json", "--split", "book", "-o", "other")
+    assert [os.path.relpath(p, tmp_path) for p in json.loads(out)["written"]] == ["other/aie.apkg"]
+
+
+def test_build_summary_and_quiet(tmp_path, capsys):
+    args = ["build", str(SEEDS), "-o", str(tmp_path / "o"), "--lock", str(tmp_path / "l")]
+    code, out, err = run(capsys, *args)
+    assert code == 0 and out == ""
+    assert re.fullmatch(
+        r"2 files, 71 questions, 53 notes \(18 duplicates merged, 53 new or changed\), 2 decks in 1 package "
+        r"written to .*/o/ in \d+\.\ds; 0 errors, 0 warnings\n",
+        err,
+    )
+    assert run(capsys, *args, "-q")[1:] == ("", "")
+
+
+def test_build_progress_is_silent_when_not_a_terminal(tmp_path, capsys):
+    _, _, err = run(capsys, "build", str(CORPUS), "-o", str(tmp_path / "o"), "--lock", str(tmp_path / "l"), "-q")
+    assert "\r" not in err and "#" not in err
+
+
+def test_stats_json(capsys):
+    code, out, _ = run(capsys, "stats", "--json", str(SEEDS), "--lock", "/nonexistent/flashgen.lock")
+    data = json.loads(out)
+    assert (data["questions"], data["notes"], data["merged"]) == (71, 53, 18)
+    (book,) = data["books"]
+    assert [(c["deck"].split("::")[1], c["questions"], c["notes"]) for c in book["chapters"]] == [
+        ("24 Memory", 6, 6),
+        ("25 Finetuning Overview", 65, 47),
+    ]
+
+
+def test_preview_is_one_self_contained_page(tmp_path, capsys):
+    page = tmp_path / "p.html"
+    code, _, _ = run(capsys, "preview", str(SEEDS), "-o", str(page), "--lock", str(tmp_path / "l"))
+    html = page.read_text(encoding="utf-8")
+    assert code == 0 and html.count('class="preview-card card"') == 53
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"?https?:", html)
+    from flashgen.render import note_css
+
+    assert note_css() in html and 'id="theme"' in html
