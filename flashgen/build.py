@@ -176,13 +176,10 @@ def _content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
 def _note_ids(states: dict[str, NoteState]) -> dict[str, int]:
     """Anki note ids from creation times (Anki shows them as 'created'); unique within the build."""
     ids: dict[str, int] = {}
-    used: set[int] = set()
+    previous = 0
     for key in sorted(states, key=lambda k: (states[k].created, k)):
-        candidate = states[key].created * 1000 + int(key[:6], 16) % 1000
-        while candidate in used:
-            candidate += 1
-        used.add(candidate)
-        ids[key] = candidate
+        previous = max(states[key].created * 1000, previous + 1)
+        ids[key] = previous
     return ids
 
 
