@@ -18,6 +18,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+bench: $(STAMP)
+	$(PY) bench/run.py --questions $${QUESTIONS:-100000}
+
+fuzz: $(STAMP)
+	FLASHGEN_FUZZ_EXAMPLES=$${EXAMPLES:-20000} $(PY) -m pytest -q tests/test_properties.py
+
 goldens: $(STAMP)
 	$(PY) -m pytest -q --update-goldens tests/test_goldens.py
 

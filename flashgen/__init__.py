@@ -6,14 +6,14 @@ The pipeline, one module per stage::
                          (build wires them together; cli is a thin shell)
 """
 
+__version__ = "0.1.0"  # first: modules below read it
+
 from .build import BuildOptions, BuildReport, build, plan
 from .dedupe import Note, dedupe
 from .model import Card, Diagnostic, FileMeta, FlashgenError, Location, ParsedFile, Severity, Variant
 from .organise import Book, Chapter, Settings, organise
 from .parse import parse_bytes, parse_file, parse_text
 from .render import render_card, render_markdown
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Book",

@@ -1,8 +1,14 @@
 """The orchestrator: paths -> parsed files -> notes -> books -> rendered fields -> .apkg files.
 
 Each stage is a pure function in its own module; this one wires them, keeps
-the diagnostics, and does the I/O: reading inputs and media, the lock file,
-writing packages. ``--strict`` is decided here, once, before anything is written.
+the diagnostics, and does the I/O: reading inputs and media, the render cache,
+the lock file, writing packages. ``--strict`` is decided here, once, before
+anything is written.
+
+A rebuild costs what changed: a book whose input files, lock and settings are
+as the last build left them is neither parsed nor written again (its figures
+and diagnostics come from the state file in the output folder), and a card
+whose text is unchanged comes from the render cache.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import html
+import json
+import multiprocessing
 import os
 import re
 import time
@@ -19,19 +27,25 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Callable, Iterator, Sequence
 
-from .collect import collect
+from . import __version__
+from .collect import Inputs, collect
 from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, dedupe
 from .lockfile import Lock, NoteState, lock_text, read_lock
 from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
+from .names import slug
 from .notetype import notetype_hash
 from .organise import Book, Chapter, Settings, note_tags, organise, source_text
-from .parse import parse_file
+from .parse import book_of, parse_file
 from .render import RenderedCard, finish_images, render_card, unsafe_markup
 
 __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"]
 
 SPLIT_MODES = ("book", "chapter", "none")
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
+STATE_FILE = ".flashgen-state.json"
+_PARALLEL_FROM = 64  # below this many items a process pool costs more than it saves
+
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +57,15 @@ class BuildOptions:
     settings: Settings = field(default_factory=Settings)
     threshold: float = DEFAULT_THRESHOLD
     build_time: int | None = None  # default: $SOURCE_DATE_EPOCH, else now
+    jobs: int | None = None  # worker processes; default: every core
+    cache_dir: str | None = None  # render cache; default: the user cache folder
+    use_cache: bool = True
     write: bool = True  # False: plan and report only
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Everything a build decides before writing: also what `stats` and `preview` show."""
+    """Everything a build decides before rendering: also what `stats` and `preview` show."""
 
     files: tuple[ParsedFile, ...]
     deduped: Deduped
@@ -68,7 +85,8 @@ class BuildReport:
     notes: int
     merged: int
     decks: int
-    written: tuple[str, ...]  # .apkg paths
+    written: tuple[str, ...]  # .apkg paths written by this build
+    unchanged: tuple[str, ...]  # .apkg paths of books that needed no rebuild
     diagnostics: tuple[Diagnostic, ...]
     seconds: float
     changed_notes: int  # new or changed since the lock
@@ -78,26 +96,95 @@ class BuildReport:
         return sum(1 for d in self.diagnostics if d.severity is severity)
 
 
+# --- parallel work -------------------------------------------------------------------------
+
+
+def _jobs(requested: int | None) -> int:
+    return max(1, requested if requested else (os.cpu_count() or 1))
+
+
+@contextmanager
+def _workers(jobs: int) -> Iterator[object | None]:
+    """A pool of worker processes, forked now, while this process is still small."""
+    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield None
+        return
+    # fork: workers inherit the loaded modules, no re-import per worker
+    pool = multiprocessing.get_context("fork").Pool(jobs)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _map(function, items: list, pool, stage: str, progress: Progress | None) -> list:
+    """``[function(x) for x in items]``, over the worker pool when that pays."""
+    if progress:
+        progress(stage, 0, len(items))
+    if pool is None or len(items) < _PARALLEL_FROM:
+        results = []
+        for i, item in enumerate(items):
+            results.append(function(item))
+            if progress and (i % 64 == 0 or i + 1 == len(items)):
+                progress(stage, i + 1, len(items))
+        return results
+    chunk = max(1, min(64, len(items) // (pool._processes * 8)))
+    results = []
+    for result in pool.imap(function, items, chunksize=chunk):
+        results.append(result)
+        if progress and (len(results) % chunk == 0 or len(results) == len(items)):
+            progress(stage, len(results), len(items))
+    return results
+
+
+def _render_texts(texts: tuple[str, str, str, str]) -> RenderedCard:
+    card = render_card(*texts)
+    for part in (card.title, card.question, card.answer, card.context):
+        problems = unsafe_markup(part.html)
+        if problems:  # a renderer bug, never an input problem: refuse to ship it (or cache it)
+            raise RuntimeError(f"rendered field has live markup: {problems[:3]}")
+    return card
+
+
+# --- planning --------------------------------------------------------------------------------
+
+
+def _plan_files(
+    files: Sequence[str],
+    roots: Sequence[str],
+    settings: Settings,
+    threshold: float,
+    lock: Lock,
+    pool=None,
+    progress: Progress | None = None,
+) -> Plan:
+    parsed = _map(parse_file, list(files), pool, "parse", progress)
+    deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
+    books = organise(deduped.notes, settings, lock.decks)
+    diagnostics = tuple(d for f in parsed for d in f.diagnostics) + deduped.diagnostics
+    return Plan(tuple(parsed), deduped, books, diagnostics, MappingProxyType(dict(zip(files, roots))))
+
+
+def _inputs(paths: Sequence[str]) -> Inputs:
+    inputs = collect(paths)
+    if inputs.missing:
+        raise FlashgenError("; ".join(f"{d.location.path}: {d.message}" for d in inputs.missing))
+    return inputs
+
+
 def plan(
     paths: Sequence[str],
     settings: Settings = Settings(),
     threshold: float = DEFAULT_THRESHOLD,
     lock: Lock = Lock(),
-    progress: Callable[[int, int], None] | None = None,
+    jobs: int | None = 1,
+    progress: Progress | None = None,
 ) -> Plan:
     """Collect, parse, dedupe and organise: the pure part of a build."""
-    inputs = collect(paths)
-    if inputs.missing:
-        raise FlashgenError("; ".join(f"{d.location.path}: {d.message}" for d in inputs.missing))
-    files = []
-    for i, path in enumerate(inputs.files):
-        files.append(parse_file(path))
-        if progress:
-            progress(i + 1, len(inputs.files))
-    deduped = dedupe((c for f in files for c in f.cards), threshold, lock.chapters)
-    books = organise(deduped.notes, settings, lock.decks)
-    diagnostics = tuple(d for f in files for d in f.diagnostics) + deduped.diagnostics
-    return Plan(tuple(files), deduped, books, diagnostics, MappingProxyType(dict(zip(inputs.files, inputs.roots))))
+    inputs = _inputs(paths)
+    with _workers(_jobs(jobs) if len(inputs.files) >= _PARALLEL_FROM else 1) as pool:
+        return _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
 
 
 def _build_time(given: int | None) -> int:
@@ -126,7 +213,7 @@ def _resolve_image(url: str, origin: Location, root: str) -> tuple[str | None, b
         )
     candidate = os.path.normpath(os.path.join(os.path.dirname(origin.path), path))
     real_root = os.path.realpath(root)
-    real = os.path.realpath(candidate)
+    real = os.path.realpath(candidate)  # symlinks resolved: one pointing out of the tree is outside
     if os.path.commonpath([real_root, real]) != real_root:
         return None, None, Diagnostic(
             Severity.ERROR, "unsafe-image", f"image {url!r} leads outside the input folder; not read", origin
@@ -170,17 +257,53 @@ def _note_fields(note: Note, book: Book, chapter: Chapter, card: RenderedCard, m
 
 def _content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
     payload = "\x1f".join(fields) + "\x1e" + " ".join(tags)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:20]
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
 def _note_ids(states: dict[str, NoteState]) -> dict[str, int]:
-    """Anki note ids from creation times (Anki shows them as 'created'); unique within the build."""
+    """Anki note ids from creation times (Anki shows them as 'created'); unique, in one linear pass."""
     ids: dict[str, int] = {}
     previous = 0
     for key in sorted(states, key=lambda k: (states[k].created, k)):
         previous = max(states[key].created * 1000, previous + 1)
         ids[key] = previous
     return ids
+
+
+def _render_all(notes: list[tuple[Note, Book, Chapter]], options: BuildOptions, pool, progress) -> tuple[list[RenderedCard], list[Diagnostic]]:
+    """Render every note once: from the cache when its text is known, over worker processes otherwise."""
+    from .cache import RenderCache, card_key, default_cache_dir
+
+    texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in notes]
+    keys = [card_key(*t) for t in texts]
+    cache = None
+    problems: list[Diagnostic] = []
+    cached: dict[str, RenderedCard] = {}
+    if options.use_cache:
+        folder = options.cache_dir or default_cache_dir()
+        try:
+            cache = RenderCache(folder)
+            cached = cache.get_many(set(keys))
+        except Exception as exc:  # noqa: BLE001 - a cache is an optimisation: never fail a build for it
+            problems.append(
+                Diagnostic(Severity.NOTICE, "no-cache", f"render cache unavailable ({exc}); rendering everything", Location(folder))
+            )
+            cache, cached = None, {}
+    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cached}.items())
+    fresh = _map(_render_texts, [t for _, t in missing], pool, "render", progress)
+    new = {k: card for (k, _), card in zip(missing, fresh)}
+    if cache is not None:
+        try:
+            if new:
+                cache.put_many(new)
+        except Exception:  # noqa: BLE001 - e.g. a read-only cache folder; the build is unaffected
+            pass
+        cache.close()
+    cached.update(new)
+    return [cached[k] for k in keys], problems
+
+
+# --- output ----------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -199,55 +322,122 @@ def _prepare_out_dir(out_dir: str) -> None:
         os.makedirs(out_dir, exist_ok=True)
     except OSError as exc:
         raise FlashgenError(f"{out_dir}: cannot create output folder: {exc.strerror}") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK | os.X_OK):
         raise FlashgenError(f"{out_dir}: output folder is not writable")
 
 
-def _package_groups(rendered: Sequence[_Rendered], split: str, out_dir: str) -> dict[str, list[_Rendered]]:
-    groups: dict[str, list[_Rendered]] = {}
-    for r in rendered:
-        if split == "none":
-            name = "flashgen.apkg"
-        elif split == "chapter":
-            name = f"{r.book.slug}--{r.chapter.number:02d}-{r.chapter.name and _slug(r.chapter.name)}.apkg"
-        else:
-            name = f"{r.book.slug}.apkg"
-        groups.setdefault(os.path.join(out_dir, name), []).append(r)
-    return groups
+def _package_name(book: Book, chapter: Chapter, split: str) -> str:
+    if split == "none":
+        return "flashgen.apkg"
+    if split == "chapter":
+        return f"{book.slug}--{chapter.number:02d}-{slug(chapter.name)}.apkg"
+    return f"{book.slug}.apkg"
 
 
-def _slug(text: str) -> str:
-    from .names import slug
+def _file_digest(path: str) -> tuple[str, str]:
+    """(sha256 of the bytes, the book the file belongs to) without parsing it."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return f"unreadable:{exc.errno}", book_of(b"", path)
+    return hashlib.sha256(data).hexdigest(), book_of(data, path)
 
-    return slug(text)
+
+def _sha_of_file(path: str) -> str | None:
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return None
 
 
-def build(
-    paths: Sequence[str],
-    options: BuildOptions = BuildOptions(),
-    progress: Callable[[str, int, int], None] | None = None,
-) -> BuildReport:
+def _settings_key(options: BuildOptions) -> str:
+    from .render import RENDER_VERSION
+
+    s = options.settings
+    parts = (
+        __version__,
+        RENDER_VERSION,
+        notetype_hash(),
+        options.split,
+        repr(options.threshold),
+        json.dumps(sorted(s.title_overrides.items())),
+        s.deck_template,
+        repr(s.min_rating),
+        repr(s.keep_unrated),
+        os.path.abspath(options.lock_path),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def _read_state(out_dir: str) -> dict:
+    try:
+        with open(os.path.join(out_dir, STATE_FILE), encoding="utf-8") as handle:
+            state = json.load(handle)
+        return state if isinstance(state, dict) and state.get("version") == 1 else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs_by_book: dict[str, dict[str, str]]) -> dict[str, dict]:
+    """Books whose inputs, settings, lock and packages are exactly as the last build left them."""
+    if state.get("settings") != settings_key or state.get("lock") != lock_sha:
+        return {}
+    reusable = {}
+    for book, record in state.get("books", {}).items():
+        if inputs_by_book.get(book) != record.get("inputs"):
+            continue
+        if all(_sha_of_file(p) == sha for p, sha in record.get("packages", {}).items()):
+            reusable[book] = record
+    return reusable
+
+
+def _diagnostic_from(d: dict) -> Diagnostic:
+    return Diagnostic(Severity(d["severity"]), d["code"], d["message"], Location(d["path"], d["line"]))
+
+
+# --- the build ---------------------------------------------------------------------------------
+
+
+def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildReport:
     """Build .apkg files from flashcard files and folders; see README "Building decks"."""
     from .package import MediaFile, PackageNote, write_atomically, write_package
 
     started = time.perf_counter()
     if options.split not in SPLIT_MODES:
         raise FlashgenError(f"--split must be one of {', '.join(SPLIT_MODES)}, not {options.split!r}")
+    jobs = _jobs(options.jobs)
     build_time = _build_time(options.build_time)
+    inputs = _inputs(paths)
     lock = read_lock(options.lock_path)
-    the_plan = plan(
-        paths,
-        options.settings,
-        options.threshold,
-        lock,
-        (lambda done, total: progress("parse", done, total)) if progress else None,
-    )
-    diagnostics = list(the_plan.diagnostics)
 
+    # which books need building at all
+    inputs_by_book: dict[str, dict[str, str]] = {}
+    book_of_file: dict[str, str] = {}
+    for path in inputs.files:
+        digest, book = _file_digest(path)
+        inputs_by_book.setdefault(book, {})[path] = digest
+        book_of_file[path] = book
+    settings_key = _settings_key(options)
+    state = _read_state(options.out_dir) if options.write else {}
+    reused = _reusable_books(state, settings_key, _sha_of_file(options.lock_path), inputs_by_book)
+    if options.split == "none" and set(reused) != set(inputs_by_book):
+        reused = {}  # one package holds every book: all or nothing
+    todo = [(p, r) for p, r in zip(inputs.files, inputs.roots) if book_of_file[p] not in reused]
+
+    with _workers(jobs if len(todo) >= _PARALLEL_FROM else 1) as pool:
+        the_plan = _plan_files(
+            [p for p, _ in todo], [r for _, r in todo], options.settings, options.threshold, lock, pool, progress
+        )
+        all_notes = [(n, b, c) for b in the_plan.books for c in b.chapters for n in c.notes]
+        cards, cache_problems = _render_all(all_notes, options, pool, progress)
+    diagnostics = list(the_plan.diagnostics)
+    for record in reused.values():
+        diagnostics += [_diagnostic_from(d) for d in record["diagnostics"]]
+    diagnostics += cache_problems
     rendered: list[_Rendered] = []
-    all_notes = [(n, b, c) for b in the_plan.books for c in b.chapters for n in c.notes]
-    for i, (note, book, chapter) in enumerate(all_notes):
-        card = render_card(note.title, note.question, note.answer, note.context)
+    for (note, book, chapter), card in zip(all_notes, cards):
         media_names: dict[str, str | None] = {}
         media: list[tuple[str, bytes]] = []
         for url, _alt in card.images:
@@ -259,14 +449,8 @@ def build(
                 diagnostics.append(problem)
             elif name is not None and data is not None:
                 media.append((name, data))
-        fields = _note_fields(note, book, chapter, card, media_names)
-        for f in fields:
-            problems = unsafe_markup(f)
-            if problems:  # a renderer bug, never an input problem: refuse to ship it
-                raise RuntimeError(f"{note.origin}: rendered field has live markup: {problems[:3]}")
+        fields = _note_fields(note, book, chapter, card, media_names)  # checked by _render_texts
         rendered.append(_Rendered(note, book, chapter, fields, note_tags(note, book, chapter), tuple(media)))
-        if progress:
-            progress("render", i + 1, len(all_notes))
 
     diagnostics.sort(key=lambda d: (d.location, d.code))
     errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
@@ -280,7 +464,8 @@ def build(
         digest = _content_hash(r.fields, r.tags)
         old = lock.notes.get(r.note.key)
         if old is not None and old.hash == digest:
-            states[r.note.key] = NoteState(digest, old.mod, r.note.chapter, r.chapter.deck, old.created)
+            if (old.chapter, old.deck) != (r.note.chapter, r.chapter.deck):
+                states[r.note.key] = NoteState(digest, old.mod, r.note.chapter, r.chapter.deck, old.created)
             continue
         changed += 1
         mod = max(build_time, old.mod + 1) if old else build_time
@@ -291,21 +476,17 @@ def build(
     new_lock = Lock(MappingProxyType(states), nt_hash, nt_mod)
     ids = _note_ids(states)
 
+    groups: dict[str, list[_Rendered]] = {}
+    for r in rendered:
+        groups.setdefault(os.path.join(options.out_dir, _package_name(r.book, r.chapter, options.split)), []).append(r)
+
     written: list[str] = []
-    groups = _package_groups(rendered, options.split, options.out_dir)
     if options.write and not refuse:
         _prepare_out_dir(options.out_dir)
         with _exclusive(options.out_dir):
             for i, (path, members) in enumerate(sorted(groups.items())):
                 notes = [
-                    PackageNote(
-                        guid=r.note.key,
-                        fields=r.fields,
-                        tags=r.tags,
-                        deck=r.chapter.deck,
-                        mod=states[r.note.key].mod,
-                        note_id=ids[r.note.key],
-                    )
+                    PackageNote(r.note.key, r.fields, r.tags, r.chapter.deck, states[r.note.key].mod, ids[r.note.key])
                     for r in members
                 ]
                 media = {name: MediaFile(name, data) for r in members for name, data in r.media}
@@ -317,21 +498,70 @@ def build(
                 if progress:
                     progress("write", i + 1, len(groups))
             text = lock_text(new_lock)
-            if text != (lock_text(lock) if lock.notes or lock.notetype_hash else None):
+            if text != lock_text(lock) or not os.path.exists(options.lock_path):
                 try:
                     write_atomically(options.lock_path, lambda handle: handle.write(text.encode("utf-8")))
                 except OSError as exc:
                     raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
+            _write_state(options, settings_key, inputs_by_book, reused, the_plan, rendered, groups, diagnostics)
 
+    reused_packages = tuple(sorted(p for record in reused.values() for p in record["packages"]))
     return BuildReport(
-        files=len(the_plan.files),
-        questions=the_plan.questions,
-        notes=len(rendered),
-        merged=the_plan.deduped.merged,
-        decks=len({r.chapter.deck for r in rendered}),
+        files=len(inputs.files),
+        questions=the_plan.questions + sum(r["questions"] for r in reused.values()),
+        notes=len(rendered) + sum(r["notes"] for r in reused.values()),
+        merged=the_plan.deduped.merged + sum(r["merged"] for r in reused.values()),
+        decks=len({r.chapter.deck for r in rendered}) + sum(r["decks"] for r in reused.values()),
         written=tuple(written),
+        unchanged=reused_packages,
         diagnostics=tuple(diagnostics),
         seconds=time.perf_counter() - started,
         changed_notes=changed,
         refused=bool(refuse),
     )
+
+
+def _write_state(options, settings_key, inputs_by_book, reused, the_plan, rendered, groups, diagnostics) -> None:
+    """Record what this build made of each book, so an unchanged book can be skipped next time."""
+    from .package import write_atomically
+
+    book_of_path = {f.meta.path: f.meta.source.strip() for f in the_plan.files}
+    rendered_in: dict[str, list[_Rendered]] = {}
+    for r in rendered:
+        rendered_in.setdefault(r.note.book, []).append(r)
+    packages_of: dict[str, set[str]] = {}
+    for path, members in groups.items():
+        for r in members:
+            packages_of.setdefault(r.note.book, set()).add(path)
+    notes_of: dict[str, int] = {}
+    for note in the_plan.deduped.notes:
+        notes_of[note.book] = notes_of.get(note.book, 0) + 1
+    cards_of: dict[str, int] = {}
+    questions_of: dict[str, int] = {}
+    for f in the_plan.files:
+        book = f.meta.source.strip()
+        cards_of[book] = cards_of.get(book, 0) + len(f.cards)
+        questions_of[book] = questions_of.get(book, 0) + f.questions
+    diagnostics_of: dict[str, list[dict]] = {}
+    for d in diagnostics:
+        book = book_of_path.get(d.location.path)
+        if book is not None:
+            diagnostics_of.setdefault(book, []).append(d.as_dict())
+
+    books: dict[str, dict] = dict(reused)
+    for book, files in inputs_by_book.items():
+        if book in reused:
+            continue
+        members = rendered_in.get(book, [])
+        books[book] = {
+            "inputs": files,
+            "packages": {p: _sha_of_file(p) for p in sorted(packages_of.get(book, ()))},
+            "questions": questions_of.get(book, 0),
+            "notes": len(members),
+            "merged": cards_of.get(book, 0) - notes_of.get(book, 0),
+            "decks": len({r.chapter.deck for r in members}),
+            "diagnostics": diagnostics_of.get(book, []),
+        }
+    state = {"version": 1, "settings": settings_key, "lock": _sha_of_file(options.lock_path), "books": books}
+    text = json.dumps(state, indent=1, sort_keys=True)
+    write_atomically(os.path.join(options.out_dir, STATE_FILE), lambda handle: handle.write(text.encode("utf-8")))

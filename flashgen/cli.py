@@ -163,6 +163,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         strict=args.strict,
         settings=_settings(args, config),
         threshold=_threshold(args, config),
+        jobs=args.jobs or config.jobs,
+        cache_dir=args.cache_dir or config.cache_dir,
+        use_cache=not args.no_cache,
     )
     progress = _Progress(sys.stderr.isatty() and not args.quiet and not args.json)
     try:
@@ -179,6 +182,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                 "decks": report.decks,
                 "changed_notes": report.changed_notes,
                 "written": list(report.written),
+                "unchanged": list(report.unchanged),
                 "refused": report.refused,
                 "seconds": round(report.seconds, 3),
                 "errors": report.count(Severity.ERROR),
@@ -196,10 +200,11 @@ def cmd_build(args: argparse.Namespace) -> int:
             )
         elif not args.quiet:
             where = os.path.dirname(report.written[0]) if report.written else options.out_dir
+            unchanged = f" ({len(report.unchanged)} unchanged)" if report.unchanged else ""
             print(
                 f"{_plural(report.files, 'file')}, {_plural(report.questions, 'question')}, "
                 f"{_plural(report.notes, 'note')} ({report.merged} duplicates merged, {report.changed_notes} new or changed), "
-                f"{_plural(report.decks, 'deck')} in {_plural(len(report.written), 'package')} written to {where}/ "
+                f"{_plural(report.decks, 'deck')} in {_plural(len(report.written), 'package')} written to {where}/{unchanged} "
                 f"in {report.seconds:.1f}s; {_plural(report.count(Severity.ERROR), 'error')}, "
                 f"{_plural(report.count(Severity.WARNING), 'warning')}",
                 file=sys.stderr,
@@ -307,6 +312,9 @@ def make_parser() -> argparse.ArgumentParser:
     _selection(build)
     build.add_argument("-o", "--out", metavar="DIR", help="output folder (default: out)")
     build.add_argument("--split", choices=("book", "chapter", "none"), help="one .apkg per book (default), chapter, or one for all")
+    build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
+    build.add_argument("--cache-dir", metavar="DIR", help="render cache (default: ~/.cache/flashgen)")
+    build.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
     build.set_defaults(run=cmd_build)
 
     check = _command(commands, "check", "parse and report every problem at path:line", "flashgen check notes/ --strict")

@@ -86,7 +86,8 @@ _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": 
 _DELIMITERS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$")
 _EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?!\s)|(?<=\S)\*(?!\w)")
 _SPACE = re.compile(r"\s+")
-_SPACE_IN_MATH = re.compile(r"\s*([{}()\[\]^_=+\-*/,])\s*")
+# white space next to an operator or bracket; lookarounds, not groups: re.sub is far faster without a template
+_SPACE_NEAR_OPERATOR = re.compile(r"\s+(?=[{}()\[\]^_=+\-*/,])|(?<=[{}()\[\]^_=+\-*/,])\s+")
 
 
 def normalise(text: str) -> str:
@@ -101,7 +102,7 @@ def normalise(text: str) -> str:
     text = _DELIMITERS.sub("$", text)
     text = _EMPHASIS.sub("", text)
     text = _SPACE.sub(" ", text)
-    text = _SPACE_IN_MATH.sub(r"\1", text)
+    text = _SPACE_NEAR_OPERATOR.sub("", text)
     return text.strip().rstrip(".?!:;,").strip()
 
 

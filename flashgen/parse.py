@@ -26,7 +26,7 @@ from typing import Callable
 
 from .model import Card, Diagnostic, FileMeta, Location, ParsedFile, Severity, Variant
 
-__all__ = ["parse_text", "parse_file", "parse_bytes"]
+__all__ = ["parse_text", "parse_file", "parse_bytes", "book_of"]
 
 # --- line kinds -------------------------------------------------------------
 
@@ -673,3 +673,27 @@ def parse_file(path: str | os.PathLike) -> ParsedFile:
     except OSError as exc:
         return _failed(path, "unreadable", f"cannot read file: {exc.strerror or exc}")
     return parse_bytes(data, path)
+
+
+def book_of(data: bytes, path: str) -> str:
+    """The book a file's cards belong to, as :func:`parse_bytes` would decide it, without parsing the cards.
+
+    Lets a build find the files of each book cheaply, to skip the books that did not change.
+    """
+    fallback = _meta_from_name(path)[0]
+    try:
+        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            text = data.decode("utf-16")
+        elif b"\x00" in data[:8192]:
+            return fallback
+        else:
+            text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return fallback
+    for line in split_lines(text):
+        kind = _classify(line)
+        if kind == HEADER:
+            return _HEADER.match(line).group("source").strip()
+        if kind in (HEADING, QUESTION, GLUED_QUESTION):
+            return fallback  # a card started first: the file has no header
+    return fallback

@@ -50,3 +50,9 @@ def golden(request: pytest.FixtureRequest):
         assert actual == expected, f"output differs from {path}; if intended, run 'make goldens' and review the diff"
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Builds in tests use a render cache of their own, never the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))

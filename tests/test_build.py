@@ -90,9 +90,22 @@ def test_full_round_trip_in_real_anki(workspace, first, monkeypatch):
         text = path.read_text(encoding="utf-8")
         old = "For example, attempting to retrieve current stock prices without internet connectivity would result in a tool failure."
         path.write_text(text.replace(old, "EDITED: stock prices need the network."), encoding="utf-8")
+        packages_before = digest(report.written)
         edited = build([str(workspace / "corpus")], BuildOptions(**{**_fields(options), "build_time": T1}))
         assert edited.changed_notes == 1
-        counts = import_all(col, edited.written)
+        # only the edited book is rebuilt; the other books' packages are not even rewritten
+        assert [os.path.basename(p) for p in edited.written] == [
+            "ai-engineering-building-applications-with-foundation-models.apkg"
+        ]
+        assert {os.path.basename(p) for p in edited.unchanged} == set(packages_before) - {
+            "ai-engineering-building-applications-with-foundation-models.apkg"
+        }
+        assert (edited.questions, edited.notes, edited.merged) == (771, 703, 68)
+        all_packages = sorted(edited.written + edited.unchanged)
+        assert {k: v for k, v in digest(all_packages).items() if "ai-engineering" not in k} == {
+            k: v for k, v in packages_before.items() if "ai-engineering" not in k
+        }
+        counts = import_all(col, all_packages)
         assert counts == {"new": 0, "updated": 1, "duplicate": 702, "conflicting": 0, "missing_notetype": 0}
         assert len(col.models.all_names_and_ids()) == len({m.id for m in col.models.all_names_and_ids()})
         assert sum(1 for m in col.models.all_names_and_ids() if m.name.startswith("flashgen")) == 1
@@ -105,11 +118,18 @@ def test_full_round_trip_in_real_anki(workspace, first, monkeypatch):
         # 4. nothing changed, another SOURCE_DATE_EPOCH: identical bytes, and re-import changes nothing
         monkeypatch.setenv("SOURCE_DATE_EPOCH", str(T2))
         lock_before = Path(options.lock_path).read_bytes()
+        bytes_before = digest(all_packages)
         again = build([str(workspace / "corpus")], BuildOptions(**{**_fields(options), "build_time": None}))
-        assert again.changed_notes == 0
-        assert digest(again.written) == digest(edited.written) or pytest.fail("rebuild is not byte-identical")
+        assert again.changed_notes == 0 and again.written == () and sorted(again.unchanged) == all_packages
+        assert digest(all_packages) == bytes_before
+        # and with nothing skipped (another output folder, no cache), still byte-identical
+        fresh = build(
+            [str(workspace / "corpus")],
+            BuildOptions(**{**_fields(options), "build_time": None, "out_dir": str(workspace / "out2"), "use_cache": False}),
+        )
+        assert digest(fresh.written) == bytes_before or pytest.fail("rebuild is not byte-identical")
         assert Path(options.lock_path).read_bytes() == lock_before
-        counts = import_all(col, again.written)
+        counts = import_all(col, fresh.written)
         assert counts["new"] == 0 and counts["updated"] == 0 and counts["conflicting"] == 0
 
 
@@ -158,7 +178,7 @@ def test_failed_write_leaves_previous_package_untouched(tmp_path, monkeypatch):
         build([str(tmp_path / "in")], options)
     assert Path(path).read_bytes() == previous
     assert Path(tmp_path / "l").read_bytes() == lock_before
-    assert sorted(os.listdir(tmp_path / "out")) == [".flashgen-build.lock", os.path.basename(path)]
+    assert sorted(os.listdir(tmp_path / "out")) == [".flashgen-build.lock", ".flashgen-state.json", os.path.basename(path)]
 
 
 def test_media_inside_the_tree_is_bundled_and_nothing_outside_is_read(tmp_path):
