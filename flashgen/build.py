@@ -400,16 +400,35 @@ def _diagnostic_from(d: dict) -> Diagnostic:
 # --- the build ---------------------------------------------------------------------------------
 
 
+class _Stale(Exception):
+    """Another build changed the lock file while this one was working: start over from its result."""
+
+
 def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress: Progress | None = None) -> BuildReport:
-    """Build .apkg files from flashcard files and folders; see README "Building decks"."""
+    """Build .apkg files from flashcard files and folders; see README "Building decks".
+
+    Concurrent builds into one output folder write one at a time; a build that
+    finds the lock file changed under it starts over, so the lock and packages
+    always come whole from one build's view of the sources.
+    """
+    if options.split not in SPLIT_MODES:
+        raise FlashgenError(f"--split must be one of {', '.join(SPLIT_MODES)}, not {options.split!r}")
+    for _attempt in range(5):
+        try:
+            return _build_once(paths, options, progress)
+        except _Stale:
+            continue
+    raise FlashgenError(f"{options.lock_path}: lock file keeps changing under this build (other builds running?)")
+
+
+def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress | None) -> BuildReport:
     from .package import MediaFile, PackageNote, write_atomically, write_package
 
     started = time.perf_counter()
-    if options.split not in SPLIT_MODES:
-        raise FlashgenError(f"--split must be one of {', '.join(SPLIT_MODES)}, not {options.split!r}")
     jobs = _jobs(options.jobs)
     build_time = _build_time(options.build_time)
     inputs = _inputs(paths)
+    lock_sha_read = _sha_of_file(options.lock_path)
     lock = read_lock(options.lock_path)
 
     # which books need building at all
@@ -421,7 +440,7 @@ def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress
         book_of_file[path] = book
     settings_key = _settings_key(options)
     state = _read_state(options.out_dir) if options.write else {}
-    reused = _reusable_books(state, settings_key, _sha_of_file(options.lock_path), inputs_by_book)
+    reused = _reusable_books(state, settings_key, lock_sha_read, inputs_by_book)
     if options.split == "none" and set(reused) != set(inputs_by_book):
         reused = {}  # one package holds every book: all or nothing
     todo = [(p, r) for p, r in zip(inputs.files, inputs.roots) if book_of_file[p] not in reused]
@@ -484,6 +503,8 @@ def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress
     if options.write and not refuse:
         _prepare_out_dir(options.out_dir)
         with _exclusive(options.out_dir):
+            if _sha_of_file(options.lock_path) != lock_sha_read:
+                raise _Stale()
             for i, (path, members) in enumerate(sorted(groups.items())):
                 notes = [
                     PackageNote(r.note.key, r.fields, r.tags, r.chapter.deck, states[r.note.key].mod, ids[r.note.key])

@@ -1,0 +1,84 @@
+"""Property tests: for any text, the parser keeps its contract and the renderer stays inert.
+
+`make test` runs a bounded budget; `make fuzz` (FLASHGEN_FUZZ_EXAMPLES=20000) the long run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flashgen.parse import parse_text
+from flashgen.render import render_card, render_markdown, unsafe_markup
+from tests.html_check import live_markup
+
+EXAMPLES = int(os.environ.get("FLASHGEN_FUZZ_EXAMPLES", "150"))
+fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+PIECES = [
+    ":p ", "\n:p Why?", "??x", "\n??x\n", "x??", "\nx??\n", "???x", ":x??", "\n---\n", "---", "\n#### T\n", "#### ",
+    "```", "\n```python\n", "\n```\n", "~~~", "$", "$$", "`", "\\(", "\\)", "\\[", "\\]", "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>", "[a](javascript:alert(1))", "![i](../../etc/passwd)", "<", ">", "&", "&amp;",
+    "**Rating: 8/10**", "\n**Rating: 9/10**\n", "# Flashcards: B (Part 1)\n", "\n", "\n\n", " ", "word", "_", "*",
+    "|", "\r", "\r\n", "\t", "    ", "- ", "1. ", "> ", "<!--", "-->", "\ue000", "\x00", "${x}", "$HOME", "é", "中",
+]  # fmt: skip
+soup = st.lists(st.sampled_from(PIECES) | st.text(max_size=4), max_size=120).map("".join)
+
+QUESTION_ERRORS = {"no-answer", "empty-answer", "empty-question"}
+
+
+@fuzz
+@given(soup)
+def test_parser_accounts_for_every_question(text):
+    parsed = parse_text(text, "fuzz.md")
+    errors = sum(1 for d in parsed.diagnostics if d.code in QUESTION_ERRORS)
+    assert parsed.questions == len(parsed.cards) + errors
+    at_line_start = sum(1 for line in re.split(r"\r\n|\r|\n", text) if re.match(r"[ \t]{0,3}:p([ \t]|$)", line))
+    assert parsed.questions >= at_line_start
+    for d in parsed.diagnostics:
+        assert d.location.path == "fuzz.md" and d.location.line >= 0
+
+
+safe_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,.", min_size=1, max_size=30).map(str.strip).filter(bool)
+closers = st.sampled_from(["x??", "x??", "x??", "???x", ":x??", "??", "??x"])
+separators = st.sampled_from(["\n---\n", "\n---\n", "\n---   \n---\n", "\n", "\n\n"])
+blank = st.sampled_from(["", "\n", "\n\n"])
+
+
+@st.composite
+def files(draw):
+    cards = []
+    text = "# Flashcards: Prop-Book_processed (Part 1)\n\n---\n\n"
+    for i in range(draw(st.integers(1, 8))):
+        question = f"Q{i} " + draw(safe_words)
+        answer = f"A{i} " + draw(safe_words)
+        code = draw(st.sampled_from(["", f"\n```python\n# A{i} code\n---\n```", f"\n```\nA{i} plain\n```"]))
+        closer = draw(closers)
+        text += f"#### Title {i}\n{draw(blank)}C{i} context\n{draw(blank)}:p {question}\n{draw(blank)}??x\n{answer}{code}\n{draw(blank)}{closer}{draw(separators)}\n"
+        cards.append((question, answer + code))
+    return text, cards
+
+
+@fuzz
+@given(files())
+def test_cards_never_cross_into_a_neighbour(generated):
+    text, cards = generated
+    parsed = parse_text(text, "prop.md")
+    assert [(c.question, c.answer) for c in parsed.cards] == cards
+    assert not parsed.errors
+
+
+@fuzz
+@given(soup)
+def test_renderer_output_is_inert(text):
+    for html in (render_markdown(text).html, *(f.html for f in vars_of(render_card(text, text, text, text)))):
+        assert unsafe_markup(html) == []
+        assert live_markup(html) == []
+        assert "$" not in html
+
+
+def vars_of(card):
+    return (card.title, card.question, card.answer, card.context)
