@@ -13,6 +13,8 @@ whose text is unchanged comes from the render cache.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import html
@@ -235,16 +237,6 @@ def _resolve_image(url: str, origin: Location, root: str) -> tuple[str | None, b
 # --- fields, hashes, ids ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Rendered:
-    note: Note
-    book: Book
-    chapter: Chapter
-    fields: tuple[str, ...]
-    tags: tuple[str, ...]
-    media: tuple[tuple[str, bytes], ...]
-
-
 def _note_fields(note: Note, book: Book, chapter: Chapter, card: RenderedCard, media_names: dict) -> tuple[str, ...]:
     return (
         finish_images(card.question, media_names),
@@ -260,12 +252,12 @@ def _content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
-def _note_ids(states: dict[str, NoteState]) -> dict[str, int]:
+def _note_ids(created: dict[str, int]) -> dict[str, int]:
     """Anki note ids from creation times (Anki shows them as 'created'); unique, in one linear pass."""
     ids: dict[str, int] = {}
     previous = 0
-    for key in sorted(states, key=lambda k: (states[k].created, k)):
-        previous = max(states[key].created * 1000, previous + 1)
+    for key in sorted(created, key=lambda k: (created[k], k)):
+        previous = max(created[key] * 1000, previous + 1)
         ids[key] = previous
     return ids
 
@@ -422,7 +414,7 @@ def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress
 
 
 def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress | None) -> BuildReport:
-    from .package import MediaFile, PackageNote, write_atomically, write_package
+    from .package import MediaFile, PackageNote, prepare_package, write_atomically
 
     started = time.perf_counter()
     jobs = _jobs(options.jobs)
@@ -449,90 +441,97 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         the_plan = _plan_files(
             [p for p, _ in todo], [r for _, r in todo], options.settings, options.threshold, lock, pool, progress
         )
-        all_notes = [(n, b, c) for b in the_plan.books for c in b.chapters for n in c.notes]
-        cards, cache_problems = _render_all(all_notes, options, pool, progress)
-    diagnostics = list(the_plan.diagnostics)
-    for record in reused.values():
-        diagnostics += [_diagnostic_from(d) for d in record["diagnostics"]]
-    diagnostics += cache_problems
-    rendered: list[_Rendered] = []
-    for (note, book, chapter), card in zip(all_notes, cards):
-        media_names: dict[str, str | None] = {}
-        media: list[tuple[str, bytes]] = []
-        for url, _alt in card.images:
-            if url in media_names:
-                continue
-            name, data, problem = _resolve_image(url, note.origin, the_plan.roots.get(note.origin.path, "."))
-            media_names[url] = name
-            if problem:
-                diagnostics.append(problem)
-            elif name is not None and data is not None:
-                media.append((name, data))
-        fields = _note_fields(note, book, chapter, card, media_names)  # checked by _render_texts
-        rendered.append(_Rendered(note, book, chapter, fields, note_tags(note, book, chapter), tuple(media)))
+        figures = _BookFigures.of(the_plan)
+        # the parsed cards are no longer needed: the notes hold the text they kept
+        the_plan = dataclasses.replace(the_plan, files=tuple(dataclasses.replace(f, cards=()) for f in the_plan.files))
+        diagnostics = list(the_plan.diagnostics)
+        for record in reused.values():
+            diagnostics += [_diagnostic_from(d) for d in record["diagnostics"]]
+
+        groups: dict[str, list[tuple[Note, Book, Chapter]]] = {}
+        for b in the_plan.books:
+            for c in b.chapters:
+                for n in c.notes:
+                    groups.setdefault(os.path.join(options.out_dir, _package_name(b, c, options.split)), []).append((n, b, c))
+        created = {key: s.created for key, s in lock.notes.items()}
+        for book_notes in groups.values():
+            for note, _, _ in book_notes:
+                created.setdefault(note.key, build_time)
+        ids = _note_ids(created)
+        nt_hash = notetype_hash()
+        nt_mod = lock.notetype_mod if lock.notetype_hash == nt_hash else max(build_time, lock.notetype_mod + 1)
+        states: dict[str, NoteState] = dict(lock.notes)
+        changed = 0
+        refuse = options.strict and _has_problems(diagnostics)  # known before rendering: render nothing
+        out_existed = os.path.isdir(options.out_dir)
+        prepared: list[tuple[str, str]] = []  # (temporary file, final path)
+        written: list[str] = []
+
+        with contextlib.ExitStack() as stack:
+            if options.write and not refuse:
+                _prepare_out_dir(options.out_dir)
+                stack.enter_context(_exclusive(options.out_dir))
+                if _sha_of_file(options.lock_path) != lock_sha_read:
+                    raise _Stale()
+            try:
+                for i, (path, members) in enumerate(sorted(groups.items()) if not refuse else ()):
+                    # one package at a time: only its fields are in memory
+                    cards, cache_problems = _render_all(members, options, pool, None)
+                    diagnostics += cache_problems
+                    package_notes, media = [], {}
+                    for (note, book, chapter), card in zip(members, cards):
+                        fields, note_media = _finish(note, book, chapter, card, the_plan.roots, diagnostics)
+                        tags = note_tags(note, book, chapter)
+                        digest = _content_hash(fields, tags)
+                        old = lock.notes.get(note.key)
+                        if old is None or old.hash != digest:
+                            changed += 1
+                            mod = max(build_time, old.mod + 1) if old else build_time
+                        else:
+                            mod = old.mod
+                        states[note.key] = NoteState(digest, mod, note.chapter, chapter.deck, created[note.key])
+                        package_notes.append(PackageNote(note.key, fields, tags, chapter.deck, mod, ids[note.key]))
+                        media.update((name, MediaFile(name, data)) for name, data in note_media)
+                        figures.add(note.book, chapter.deck, path)
+                    if options.write and not refuse:
+                        try:
+                            prepared.append((prepare_package(path, package_notes, list(media.values()), nt_mod), path))
+                        except OSError as exc:
+                            raise FlashgenError(f"{path}: cannot write: {exc.strerror or exc}") from None
+                    if progress:
+                        progress("write", i + 1, len(groups))
+                refuse = options.strict and _has_problems(diagnostics)
+                if options.write and not refuse:
+                    new_lock = Lock(MappingProxyType(states), nt_hash, nt_mod)
+                    for tmp, path in prepared:
+                        os.replace(tmp, path)
+                        written.append(path)
+                    prepared = []
+                    text = lock_text(new_lock)
+                    if text != lock_text(lock) or not os.path.exists(options.lock_path):
+                        try:
+                            write_atomically(options.lock_path, lambda handle: handle.write(text.encode("utf-8")))
+                        except OSError as exc:
+                            raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
+                    _write_state(options, settings_key, inputs_by_book, reused, figures, diagnostics)
+            finally:
+                for tmp, _ in prepared:  # a failure, or --strict: none of this build's packages appear
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                if refuse and not out_existed:
+                    with contextlib.suppress(OSError):
+                        os.remove(os.path.join(options.out_dir, ".flashgen-build.lock"))
+                        os.rmdir(options.out_dir)
 
     diagnostics.sort(key=lambda d: (d.location, d.code))
-    errors = sum(1 for d in diagnostics if d.severity is Severity.ERROR)
-    warnings = sum(1 for d in diagnostics if d.severity is Severity.WARNING)
-    refuse = options.strict and (errors or warnings)
-
-    # what changed since the lock
-    states: dict[str, NoteState] = dict(lock.notes)
-    changed = 0
-    for r in rendered:
-        digest = _content_hash(r.fields, r.tags)
-        old = lock.notes.get(r.note.key)
-        if old is not None and old.hash == digest:
-            if (old.chapter, old.deck) != (r.note.chapter, r.chapter.deck):
-                states[r.note.key] = NoteState(digest, old.mod, r.note.chapter, r.chapter.deck, old.created)
-            continue
-        changed += 1
-        mod = max(build_time, old.mod + 1) if old else build_time
-        created = old.created if old else build_time
-        states[r.note.key] = NoteState(digest, mod, r.note.chapter, r.chapter.deck, created)
-    nt_hash = notetype_hash()
-    nt_mod = lock.notetype_mod if lock.notetype_hash == nt_hash else max(build_time, lock.notetype_mod + 1)
-    new_lock = Lock(MappingProxyType(states), nt_hash, nt_mod)
-    ids = _note_ids(states)
-
-    groups: dict[str, list[_Rendered]] = {}
-    for r in rendered:
-        groups.setdefault(os.path.join(options.out_dir, _package_name(r.book, r.chapter, options.split)), []).append(r)
-
-    written: list[str] = []
-    if options.write and not refuse:
-        _prepare_out_dir(options.out_dir)
-        with _exclusive(options.out_dir):
-            if _sha_of_file(options.lock_path) != lock_sha_read:
-                raise _Stale()
-            for i, (path, members) in enumerate(sorted(groups.items())):
-                notes = [
-                    PackageNote(r.note.key, r.fields, r.tags, r.chapter.deck, states[r.note.key].mod, ids[r.note.key])
-                    for r in members
-                ]
-                media = {name: MediaFile(name, data) for r in members for name, data in r.media}
-                try:
-                    write_package(path, notes, list(media.values()), nt_mod)
-                except OSError as exc:
-                    raise FlashgenError(f"{path}: cannot write: {exc.strerror or exc}") from None
-                written.append(path)
-                if progress:
-                    progress("write", i + 1, len(groups))
-            text = lock_text(new_lock)
-            if text != lock_text(lock) or not os.path.exists(options.lock_path):
-                try:
-                    write_atomically(options.lock_path, lambda handle: handle.write(text.encode("utf-8")))
-                except OSError as exc:
-                    raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
-            _write_state(options, settings_key, inputs_by_book, reused, the_plan, rendered, groups, diagnostics)
-
     reused_packages = tuple(sorted(p for record in reused.values() for p in record["packages"]))
+    built_notes = sum(len(members) for members in groups.values())
     return BuildReport(
         files=len(inputs.files),
         questions=the_plan.questions + sum(r["questions"] for r in reused.values()),
-        notes=len(rendered) + sum(r["notes"] for r in reused.values()),
+        notes=built_notes + sum(r["notes"] for r in reused.values()),
         merged=the_plan.deduped.merged + sum(r["merged"] for r in reused.values()),
-        decks=len({r.chapter.deck for r in rendered}) + sum(r["decks"] for r in reused.values()),
+        decks=len({c.deck for m in groups.values() for _, _, c in m}) + sum(r["decks"] for r in reused.values()),
         written=tuple(written),
         unchanged=reused_packages,
         diagnostics=tuple(diagnostics),
@@ -542,45 +541,74 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     )
 
 
-def _write_state(options, settings_key, inputs_by_book, reused, the_plan, rendered, groups, diagnostics) -> None:
+def _has_problems(diagnostics: Sequence[Diagnostic]) -> bool:
+    return any(d.severity in (Severity.ERROR, Severity.WARNING) for d in diagnostics)
+
+
+def _finish(note: Note, book: Book, chapter: Chapter, card: RenderedCard, roots, diagnostics: list):
+    """The note's final fields, with its images resolved (problems go to ``diagnostics``)."""
+    media_names: dict[str, str | None] = {}
+    media: list[tuple[str, bytes]] = []
+    for url, _alt in card.images:
+        if url in media_names:
+            continue
+        name, data, problem = _resolve_image(url, note.origin, roots.get(note.origin.path, "."))
+        media_names[url] = name
+        if problem:
+            diagnostics.append(problem)
+        elif name is not None and data is not None:
+            media.append((name, data))
+    return _note_fields(note, book, chapter, card, media_names), media  # fields checked by _render_texts
+
+
+class _BookFigures:
+    """Per-book figures for the state file, gathered as packages are made."""
+
+    def __init__(self, cards: dict, questions: dict, notes: dict, book_of_path: dict):
+        self.cards, self.questions, self.notes_before_filter, self.book_of_path = cards, questions, notes, book_of_path
+        self.notes: dict[str, int] = {}
+        self.decks: dict[str, set] = {}
+        self.packages: dict[str, set] = {}
+
+    @classmethod
+    def of(cls, the_plan: Plan) -> "_BookFigures":
+        cards: dict[str, int] = {}
+        questions: dict[str, int] = {}
+        for f in the_plan.files:
+            book = f.meta.source.strip()
+            cards[book] = cards.get(book, 0) + len(f.cards)
+            questions[book] = questions.get(book, 0) + f.questions
+        notes: dict[str, int] = {}
+        for note in the_plan.deduped.notes:
+            notes[note.book] = notes.get(note.book, 0) + 1
+        return cls(cards, questions, notes, {f.meta.path: f.meta.source.strip() for f in the_plan.files})
+
+    def add(self, book: str, deck: str, package: str) -> None:
+        self.notes[book] = self.notes.get(book, 0) + 1
+        self.decks.setdefault(book, set()).add(deck)
+        self.packages.setdefault(book, set()).add(package)
+
+
+def _write_state(options, settings_key, inputs_by_book, reused, figures: _BookFigures, diagnostics) -> None:
     """Record what this build made of each book, so an unchanged book can be skipped next time."""
     from .package import write_atomically
 
-    book_of_path = {f.meta.path: f.meta.source.strip() for f in the_plan.files}
-    rendered_in: dict[str, list[_Rendered]] = {}
-    for r in rendered:
-        rendered_in.setdefault(r.note.book, []).append(r)
-    packages_of: dict[str, set[str]] = {}
-    for path, members in groups.items():
-        for r in members:
-            packages_of.setdefault(r.note.book, set()).add(path)
-    notes_of: dict[str, int] = {}
-    for note in the_plan.deduped.notes:
-        notes_of[note.book] = notes_of.get(note.book, 0) + 1
-    cards_of: dict[str, int] = {}
-    questions_of: dict[str, int] = {}
-    for f in the_plan.files:
-        book = f.meta.source.strip()
-        cards_of[book] = cards_of.get(book, 0) + len(f.cards)
-        questions_of[book] = questions_of.get(book, 0) + f.questions
     diagnostics_of: dict[str, list[dict]] = {}
     for d in diagnostics:
-        book = book_of_path.get(d.location.path)
+        book = figures.book_of_path.get(d.location.path)
         if book is not None:
             diagnostics_of.setdefault(book, []).append(d.as_dict())
-
     books: dict[str, dict] = dict(reused)
     for book, files in inputs_by_book.items():
         if book in reused:
             continue
-        members = rendered_in.get(book, [])
         books[book] = {
             "inputs": files,
-            "packages": {p: _sha_of_file(p) for p in sorted(packages_of.get(book, ()))},
-            "questions": questions_of.get(book, 0),
-            "notes": len(members),
-            "merged": cards_of.get(book, 0) - notes_of.get(book, 0),
-            "decks": len({r.chapter.deck for r in members}),
+            "packages": {p: _sha_of_file(p) for p in sorted(figures.packages.get(book, ()))},
+            "questions": figures.questions.get(book, 0),
+            "notes": figures.notes.get(book, 0),
+            "merged": figures.cards.get(book, 0) - figures.notes_before_filter.get(book, 0),
+            "decks": len(figures.decks.get(book, ())),
             "diagnostics": diagnostics_of.get(book, []),
         }
     state = {"version": 1, "settings": settings_key, "lock": _sha_of_file(options.lock_path), "books": books}

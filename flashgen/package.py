@@ -28,7 +28,7 @@ import genanki
 from .notetype import BACK_TEMPLATE, FIELDS, FRONT_TEMPLATE, NOTETYPE_ID, NOTETYPE_NAME
 from .render import note_css
 
-__all__ = ["PackageNote", "MediaFile", "write_package", "deck_id", "write_atomically"]
+__all__ = ["PackageNote", "MediaFile", "write_package", "prepare_package", "deck_id", "write_atomically"]
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -108,10 +108,11 @@ def _zip_entry(name: str) -> zipfile.ZipInfo:
     return info
 
 
-def write_atomically(path: str, write) -> None:
+def write_atomically(path: str, write, commit: bool = True) -> str:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place.
 
     A failure at any point (full disk, interrupt) leaves the previous file untouched.
+    With ``commit=False`` the temporary file is left for the caller to rename; its path is returned.
     """
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -120,7 +121,10 @@ def write_atomically(path: str, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if commit:
+            os.replace(tmp, path)
+            return path
+        return tmp
     except BaseException:
         try:
             os.unlink(tmp)
@@ -130,7 +134,17 @@ def write_atomically(path: str, write) -> None:
 
 
 def write_package(path: str, notes: Sequence[PackageNote], media: Sequence[MediaFile], notetype_mod: int) -> int:
-    """Write notes (in the given order) and media to an .apkg at ``path``; returns its size in bytes."""
+    """Write notes (in the given order) and media to an .apkg at ``path`` atomically; returns its size."""
+    os.replace(prepare_package(path, notes, media, notetype_mod), path)
+    return os.path.getsize(path)
+
+
+def prepare_package(path: str, notes: Sequence[PackageNote], media: Sequence[MediaFile], notetype_mod: int) -> str:
+    """Write the .apkg for ``path`` to a temporary file beside it and return that file's path.
+
+    The caller renames it into place (``os.replace``) or deletes it: a build
+    commits all its packages together, or none.
+    """
     with tempfile.TemporaryDirectory(prefix="flashgen-") as workdir:
         collection = _collection_bytes(notes, notetype_mod, workdir)
 
@@ -144,5 +158,4 @@ def write_package(path: str, notes: Sequence[PackageNote], media: Sequence[Media
             for i, item in enumerate(media):
                 archive.writestr(_zip_entry(str(i)), item.data)
 
-    write_atomically(path, write)
-    return os.path.getsize(path)
+    return write_atomically(path, write, commit=False)

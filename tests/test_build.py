@@ -211,3 +211,23 @@ def test_missing_path_and_bad_lock_are_environment_errors(tmp_path):
     (tmp_path / "l").write_text("{not json", encoding="utf-8")
     with pytest.raises(FlashgenError, match="lock file"):
         build([str(CORPUS.parent / "seeds")], BuildOptions(out_dir=str(tmp_path / "o"), lock_path=str(tmp_path / "l")))
+
+
+def test_demo_decks_import_cleanly(tmp_path, monkeypatch):
+    """What `make demo` does: examples/ with its flashgen.toml, imported into a fresh Anki collection."""
+    import shutil as _shutil
+
+    from flashgen.cli import main
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    _shutil.copytree(examples, tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "examples/", "-q"]) == 0
+    (package,) = sorted((tmp_path / "out").glob("*.apkg"))
+    assert package.name == "ai-engineering.apkg"  # the title override from examples/flashgen.toml
+    with fresh_collection(tmp_path / "anki") as col:
+        assert import_all(col, [package]) == {"new": 53, "updated": 0, "duplicate": 0, "conflicting": 0, "missing_notetype": 0}
+        assert {n.name for n in col.decks.all_names_and_ids()} >= {
+            "AI Engineering::24 Memory",
+            "AI Engineering::25 Finetuning Overview",
+        }
