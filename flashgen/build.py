@@ -507,13 +507,15 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         os.replace(tmp, path)
                         written.append(path)
                     prepared = []
-                    text = lock_text(new_lock)
-                    if text != lock_text(lock) or not os.path.exists(options.lock_path):
+                    unchanged = states == dict(lock.notes) and (nt_hash, nt_mod) == (lock.notetype_hash, lock.notetype_mod)
+                    if not unchanged or not os.path.exists(options.lock_path):
+                        text = lock_text(new_lock)
                         try:
                             write_atomically(options.lock_path, lambda handle: handle.write(text.encode("utf-8")))
                         except OSError as exc:
                             raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
-                    _write_state(options, settings_key, inputs_by_book, reused, figures, diagnostics)
+                    if groups or set(reused) != set(state.get("books", {})) or not unchanged:
+                        _write_state(options, settings_key, inputs_by_book, reused, figures, diagnostics)
             finally:
                 for tmp, _ in prepared:  # a failure, or --strict: none of this build's packages appear
                     with contextlib.suppress(OSError):

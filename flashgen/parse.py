@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .fences import fence_of
 from .model import Card, Diagnostic, FileMeta, Location, ParsedFile, Severity, Variant
 
 __all__ = ["parse_text", "parse_file", "parse_bytes", "book_of"]
@@ -49,7 +50,6 @@ _GLUED_QUESTION = re.compile(r"(.*?\S):p[ \t]+(\S.*?)[ \t]*$")
 _OPEN = re.compile(r"[ \t]*\?\?x(?:[ \t]+(.*?))?[ \t]*$")
 _CLOSE = re.compile(r"[ \t]*(x\?\?|\?\?\?x|:x\?\?|\?\?|x\?\?\?|\?x\?\?)[ \t]*$")
 _GLUED_CLOSE = re.compile(r"(.*?\S)[ \t]*x\?\?[ \t]*$")
-_FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})(.*)$")
 
 # Lines a code block cannot contain: if one comes before a fence's closer, the
 # fence is taken as unclosed rather than letting it swallow card structure.
@@ -109,17 +109,13 @@ def _pair_fences(lines: list[str], kinds: list[int]) -> _Fences:
     openers: dict[int, tuple[str, int]] = {}
     closers: dict[str, dict[int, list[int]]] = {"`": {}, "~": {}}
     for i, line in enumerate(lines):
-        if kinds[i] != TEXT or "``" not in line and "~~" not in line:
+        fence = fence_of(line) if kinds[i] == TEXT else None
+        if fence is None:
             continue
-        m = _FENCE.match(line)
-        if not m:
-            continue
-        run, info = m.group(1), m.group(2)
-        if run[0] == "`" and "`" in info:
-            continue  # an inline code span, not a fence
-        openers[i] = (run[0], len(run))
+        char, length, info = fence
+        openers[i] = (char, length)
         if not info.strip():
-            closers[run[0]].setdefault(len(run), []).append(i)
+            closers[char].setdefault(length, []).append(i)
 
     next_marker = [n] * (n + 1)
     for i in range(n - 1, -1, -1):
@@ -577,6 +573,9 @@ def _meta_from_name(path: str) -> tuple[str, int | None, Variant]:
     return book, int(part.group(1)) if part else None, variant
 
 
+_LINE = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n|$)")
+
+
 def split_lines(text: str) -> list[str]:
     """Split on \\n, \\r\\n and lone \\r only, so line numbers match what editors show."""
     return re.split(r"\r\n|\r|\n", text)
@@ -690,7 +689,8 @@ def book_of(data: bytes, path: str) -> str:
             text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return fallback
-    for line in split_lines(text):
+    for match in _LINE.finditer(text):  # lazily: the header is near the top, files can be large
+        line = match.group(1)
         kind = _classify(line)
         if kind == HEADER:
             return _HEADER.match(line).group("source").strip()

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .fences import closes, fence_of
+
 __all__ = [
     "RenderedField",
     "render_markdown",
@@ -92,7 +94,6 @@ class RenderedField:
 
 # --- math -------------------------------------------------------------------------------
 
-_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})(.*)$")
 _TOKENS = re.compile(r"(?P<code>`+)|(?P<dd>\$\$)|\\(?P<open>[(\[])|\\(?P<close>[)\]])|(?P<esc>\\\$)|(?P<d>\$)")
 # '$HOME', '$PATH', '${var.x}': but not '$D_{KL}$' or '$QK^T$', which are math
 _SHELL_VAR = re.compile(r"\$(?:\{[A-Za-z_][\w.]*\}|[A-Z][A-Z0-9_]*[A-Z0-9]\b(?![$_{^(]))")
@@ -110,14 +111,10 @@ def _split_fences(text: str) -> list[tuple[bool, str]]:
     prose: list[str] = []
     i = 0
     while i < len(lines):
-        m = _FENCE.match(lines[i])
-        if m and not (m.group(1)[0] == "`" and "`" in m.group(2)):
-            run = m.group(1)
+        opener = fence_of(lines[i])
+        if opener is not None:
             j = i + 1
-            while j < len(lines):
-                c = _FENCE.match(lines[j])
-                if c and c.group(1)[0] == run[0] and len(c.group(1)) >= len(run) and not c.group(2).strip():
-                    break
+            while j < len(lines) and not closes(opener, lines[j]):
                 j += 1
             if prose:
                 pieces.append((False, "\n".join(prose)))
