@@ -262,37 +262,57 @@ def _note_ids(created: dict[str, int]) -> dict[str, int]:
     return ids
 
 
-def _render_all(notes: list[tuple[Note, Book, Chapter]], options: BuildOptions, pool, progress) -> tuple[list[RenderedCard], list[Diagnostic]]:
-    """Render every note once: from the cache when its text is known, over worker processes otherwise."""
-    from .cache import RenderCache, card_key, default_cache_dir
+def _open_cache(options: BuildOptions):
+    """The render cache, or None (with a notice) when it is off or cannot be used."""
+    if not options.use_cache:
+        return None, []
+    from .cache import RenderCache, default_cache_dir
 
-    texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in notes]
-    keys = [card_key(*t) for t in texts]
-    cache = None
-    problems: list[Diagnostic] = []
-    cached: dict[str, RenderedCard] = {}
-    if options.use_cache:
-        folder = options.cache_dir or default_cache_dir()
-        try:
-            cache = RenderCache(folder)
-            cached = cache.get_many(set(keys))
-        except Exception as exc:  # noqa: BLE001 - a cache is an optimisation: never fail a build for it
-            problems.append(
-                Diagnostic(Severity.NOTICE, "no-cache", f"render cache unavailable ({exc}); rendering everything", Location(folder))
-            )
-            cache, cached = None, {}
-    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cached}.items())
-    fresh = _map(_render_texts, [t for _, t in missing], pool, "render", progress)
-    new = {k: card for (k, _), card in zip(missing, fresh)}
-    if cache is not None:
-        try:
-            if new:
-                cache.put_many(new)
-        except Exception:  # noqa: BLE001 - e.g. a read-only cache folder; the build is unaffected
-            pass
-        cache.close()
-    cached.update(new)
-    return [cached[k] for k in keys], problems
+    folder = options.cache_dir or default_cache_dir()
+    try:
+        return RenderCache(folder), []
+    except Exception as exc:  # noqa: BLE001 - a cache is an optimisation: never fail a build for it
+        notice = Diagnostic(Severity.NOTICE, "no-cache", f"render cache unavailable ({exc}); rendering everything", Location(folder))
+        return None, [notice]
+
+
+class _PendingRender:
+    """One package's cards being rendered: cached ones looked up now, the rest on the worker pool.
+
+    Started one package ahead, so workers render the next package while this
+    process writes the current one.
+    """
+
+    def __init__(self, members: list[tuple[Note, Book, Chapter]], cache, pool):
+        from .cache import card_key
+
+        self.cache = cache
+        texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in members]
+        self.keys = [card_key(*t) for t in texts]
+        self.found: dict[str, RenderedCard] = {}
+        if cache is not None:
+            try:
+                self.found = cache.get_many(set(self.keys))
+            except Exception:  # noqa: BLE001 - a damaged cache is a miss
+                self.found = {}
+        self.missing = sorted({k: t for k, t in zip(self.keys, texts) if k not in self.found}.items())
+        work = [t for _, t in self.missing]
+        self.pending = None
+        if pool is not None and len(work) >= _PARALLEL_FROM:
+            chunk = max(1, min(64, len(work) // (pool._processes * 8)))
+            self.pending = pool.map_async(_render_texts, work, chunksize=chunk)
+        self.work = work
+
+    def result(self) -> list[RenderedCard]:
+        fresh = self.pending.get() if self.pending is not None else [_render_texts(t) for t in self.work]
+        new = {k: card for (k, _), card in zip(self.missing, fresh)}
+        if self.cache is not None and new:
+            try:
+                self.cache.put_many(new)
+            except Exception:  # noqa: BLE001 - e.g. a read-only cache folder; the build is unaffected
+                pass
+        self.found.update(new)
+        return [self.found[k] for k in self.keys]
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -473,11 +493,17 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                 stack.enter_context(_exclusive(options.out_dir))
                 if _sha_of_file(options.lock_path) != lock_sha_read:
                     raise _Stale()
+            cache, cache_problems = _open_cache(options) if groups and not refuse else (None, [])
+            if cache is not None:
+                stack.callback(cache.close)
+            diagnostics += cache_problems
             try:
-                for i, (path, members) in enumerate(sorted(groups.items()) if not refuse else ()):
-                    # one package at a time: only its fields are in memory
-                    cards, cache_problems = _render_all(members, options, pool, None)
-                    diagnostics += cache_problems
+                ordered = sorted(groups.items()) if not refuse else []
+                upcoming = _PendingRender(ordered[0][1], cache, pool) if ordered else None
+                for i, (path, members) in enumerate(ordered):
+                    # one package at a time: only its fields (and the next one's, rendering) are in memory
+                    cards = upcoming.result()
+                    upcoming = _PendingRender(ordered[i + 1][1], cache, pool) if i + 1 < len(ordered) else None
                     package_notes, media = [], {}
                     for (note, book, chapter), card in zip(members, cards):
                         fields, note_media = _finish(note, book, chapter, card, the_plan.roots, diagnostics)
