@@ -165,7 +165,7 @@ def _plan_files(
     deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
     books = organise(deduped.notes, settings, lock.decks)
     diagnostics = tuple(d for f in parsed for d in f.diagnostics) + deduped.diagnostics
-    return Plan(tuple(parsed), deduped, books, diagnostics, MappingProxyType(dict(zip(files, roots))))
+    return Plan(tuple(parsed), deduped, books, diagnostics, MappingProxyType(dict(zip(files, roots, strict=True))))
 
 
 def _inputs(paths: Sequence[str]) -> Inputs:
@@ -295,7 +295,7 @@ class _PendingRender:
                 self.found = cache.get_many(set(self.keys))
             except Exception:  # noqa: BLE001 - a damaged cache is a miss
                 self.found = {}
-        self.missing = sorted({k: t for k, t in zip(self.keys, texts) if k not in self.found}.items())
+        self.missing = sorted({k: t for k, t in zip(self.keys, texts, strict=True) if k not in self.found}.items())
         work = [t for _, t in self.missing]
         self.pending = None
         if pool is not None and len(work) >= _PARALLEL_FROM:
@@ -305,7 +305,7 @@ class _PendingRender:
 
     def result(self) -> list[RenderedCard]:
         fresh = self.pending.get() if self.pending is not None else [_render_texts(t) for t in self.work]
-        new = {k: card for (k, _), card in zip(self.missing, fresh)}
+        new = {k: card for (k, _), card in zip(self.missing, fresh, strict=True)}
         if self.cache is not None and new:
             try:
                 self.cache.put_many(new)
@@ -455,7 +455,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     reused = _reusable_books(state, settings_key, lock_sha_read, inputs_by_book)
     if options.split == "none" and set(reused) != set(inputs_by_book):
         reused = {}  # one package holds every book: all or nothing
-    todo = [(p, r) for p, r in zip(inputs.files, inputs.roots) if book_of_file[p] not in reused]
+    todo = [(p, r) for p, r in zip(inputs.files, inputs.roots, strict=True) if book_of_file[p] not in reused]
 
     with _workers(jobs if len(todo) >= _PARALLEL_FROM else 1) as pool:
         the_plan = _plan_files(
@@ -505,7 +505,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                     cards = upcoming.result()
                     upcoming = _PendingRender(ordered[i + 1][1], cache, pool) if i + 1 < len(ordered) else None
                     package_notes, media = [], {}
-                    for (note, book, chapter), card in zip(members, cards):
+                    for (note, book, chapter), card in zip(members, cards, strict=True):
                         fields, note_media = _finish(note, book, chapter, card, the_plan.roots, diagnostics)
                         tags = note_tags(note, book, chapter)
                         digest = _content_hash(fields, tags)

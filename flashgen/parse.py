@@ -355,7 +355,7 @@ class _Parser:
 
     # the machine -----------------------------------------------------------
     def run(self) -> None:
-        lines, kinds = self.lines, self.kinds
+        kinds = self.kinds
         first_content = next((i for i, k in enumerate(kinds) if k != BLANK), None)
         for i, kind in enumerate(kinds):
             handler = self.handlers[self.state]

@@ -12,7 +12,6 @@ import pytest
 
 from flashgen import parse_file
 from flashgen.render import (
-    RenderedField,
     _lexer,
     finish_images,
     note_css,
