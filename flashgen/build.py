@@ -180,10 +180,10 @@ def plan(
     settings: Settings = Settings(),
     threshold: float = DEFAULT_THRESHOLD,
     lock: Lock = Lock(),
-    jobs: int | None = 1,
+    jobs: int | None = None,
     progress: Progress | None = None,
 ) -> Plan:
-    """Collect, parse, dedupe and organise: the pure part of a build."""
+    """Collect, parse, dedupe and organise: the pure part of a build (parsing on ``jobs`` workers, default all cores)."""
     inputs = _inputs(paths)
     with _workers(_jobs(jobs) if len(inputs.files) >= _PARALLEL_FROM else 1) as pool:
         return _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
