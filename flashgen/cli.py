@@ -199,12 +199,17 @@ def cmd_build(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         elif not args.quiet:
-            where = os.path.dirname(report.written[0]) if report.written else options.out_dir
-            unchanged = f" ({len(report.unchanged)} unchanged)" if report.unchanged else ""
+            packages = len(report.written) + len(report.unchanged)
+            if not report.unchanged:
+                made = "written"
+            elif not report.written:
+                made = "all unchanged"
+            else:
+                made = f"{len(report.written)} written, {len(report.unchanged)} unchanged"
             print(
                 f"{_plural(report.files, 'file')}, {_plural(report.questions, 'question')}, "
                 f"{_plural(report.notes, 'note')} ({report.merged} duplicates merged, {report.changed_notes} new or changed), "
-                f"{_plural(report.decks, 'deck')} in {_plural(len(report.written), 'package')} written to {where}/{unchanged} "
+                f"{_plural(report.decks, 'deck')} in {_plural(packages, 'package')} ({made}) in {options.out_dir.rstrip('/')}/ "
                 f"in {report.seconds:.1f}s; {_plural(report.count(Severity.ERROR), 'error')}, "
                 f"{_plural(report.count(Severity.WARNING), 'warning')}",
                 file=sys.stderr,

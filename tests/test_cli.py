@@ -114,9 +114,11 @@ def test_build_summary_and_quiet(tmp_path, capsys):
     assert code == 0 and out == ""
     assert re.fullmatch(
         r"2 files, 71 questions, 53 notes \(18 duplicates merged, 53 new or changed\), 2 decks in 1 package "
-        r"written to .*/o/ in \d+\.\ds; 0 errors, 0 warnings\n",
+        r"\(written\) in .*/o/ in \d+\.\ds; 0 errors, 0 warnings\n",
         err,
     )
+    code, _, err = run(capsys, *args)
+    assert "0 new or changed), 2 decks in 1 package (all unchanged) in " in err
     assert run(capsys, *args, "-q")[1:] == ("", "")
 
 
