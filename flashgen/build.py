@@ -405,6 +405,24 @@ def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs
     return reusable
 
 
+def _work_to_do(inputs: Inputs, options: BuildOptions, settings_key: str, state: dict, lock_sha: str | None):
+    """Which input files need parsing: those of books that changed since the last build into this folder.
+
+    Returns (input hashes by book, state records of the books reused as they are, [(file, root)] to parse).
+    """
+    inputs_by_book: dict[str, dict[str, str]] = {}
+    book_of_file: dict[str, str] = {}
+    for path in inputs.files:
+        digest, book = _file_digest(path)
+        inputs_by_book.setdefault(book, {})[path] = digest
+        book_of_file[path] = book
+    reused = _reusable_books(state, settings_key, lock_sha, inputs_by_book)
+    if options.split == "none" and set(reused) != set(inputs_by_book):
+        reused = {}  # one package holds every book: all or nothing
+    todo = [(p, r) for p, r in zip(inputs.files, inputs.roots, strict=True) if book_of_file[p] not in reused]
+    return inputs_by_book, reused, todo
+
+
 def _diagnostic_from(d: dict) -> Diagnostic:
     return Diagnostic(Severity(d["severity"]), d["code"], d["message"], Location(d["path"], d["line"]))
 
@@ -443,19 +461,9 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     lock_sha_read = _sha_of_file(options.lock_path)
     lock = read_lock(options.lock_path)
 
-    # which books need building at all
-    inputs_by_book: dict[str, dict[str, str]] = {}
-    book_of_file: dict[str, str] = {}
-    for path in inputs.files:
-        digest, book = _file_digest(path)
-        inputs_by_book.setdefault(book, {})[path] = digest
-        book_of_file[path] = book
     settings_key = _settings_key(options)
     state = _read_state(options.out_dir) if options.write else {}
-    reused = _reusable_books(state, settings_key, lock_sha_read, inputs_by_book)
-    if options.split == "none" and set(reused) != set(inputs_by_book):
-        reused = {}  # one package holds every book: all or nothing
-    todo = [(p, r) for p, r in zip(inputs.files, inputs.roots, strict=True) if book_of_file[p] not in reused]
+    inputs_by_book, reused, todo = _work_to_do(inputs, options, settings_key, state, lock_sha_read)
 
     with _workers(jobs if len(todo) >= _PARALLEL_FROM else 1) as pool:
         the_plan = _plan_files(
