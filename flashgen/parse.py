@@ -627,36 +627,52 @@ def _failed(path: str, code: str, message: str, line: int = 0) -> ParsedFile:
     return ParsedFile(meta=meta, cards=(), diagnostics=(diagnostic,), questions=0)
 
 
-def parse_bytes(data: bytes, path: str) -> ParsedFile:
-    """Decode a file's bytes (UTF-8, with or without BOM, or UTF-16 with BOM) and parse it."""
-    notes: list[Diagnostic] = []
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Decoded:
+    text: str | None
+    failure: tuple[str, str, int] | None  # (code, message, line) when the bytes are not usable text
+    notes: tuple[tuple[Severity, str, str], ...]  # harmless oddities: (severity, code, message)
 
-    def note(severity: Severity, code: str, message: str) -> None:
-        notes.append(Diagnostic(severity, code, message, Location(path, 0)))
 
+def _decode(data: bytes) -> _Decoded:
+    """The one place that decides how a file's bytes become text (UTF-8, UTF-8 with BOM, UTF-16 with BOM)."""
     if not data.strip():
-        return _failed(path, "empty-file", "file is empty")
+        return _Decoded(None, ("empty-file", "file is empty", 0), ())
+    notes: list[tuple[Severity, str, str]] = []
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             text = data.decode("utf-16")
         except UnicodeDecodeError as exc:
-            return _failed(path, "not-utf8", f"file starts like UTF-16 but cannot be decoded: {exc.reason}")
-        note(Severity.WARNING, "utf16", "file is UTF-16, not UTF-8; decoded as UTF-16")
+            return _Decoded(None, ("not-utf8", f"file starts like UTF-16 but cannot be decoded: {exc.reason}", 0), ())
+        notes.append((Severity.WARNING, "utf16", "file is UTF-16, not UTF-8; decoded as UTF-16"))
     else:
+        binary = ("binary-file", "file is binary (it contains NUL bytes), not flashcard text", 0)
         if b"\x00" in data[:8192]:
-            return _failed(path, "binary-file", "file is binary (it contains NUL bytes), not flashcard text")
+            return _Decoded(None, binary, ())
         if data.startswith(codecs.BOM_UTF8):
             data = data[len(codecs.BOM_UTF8) :]
-            note(Severity.NOTICE, "bom", "UTF-8 byte-order mark ignored")
+            notes.append((Severity.NOTICE, "bom", "UTF-8 byte-order mark ignored"))
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = data.count(b"\n", 0, exc.start) + 1
-            return _failed(path, "not-utf8", f"file is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", line)
+            message = f"file is not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+            return _Decoded(None, ("not-utf8", message, line), ())
         if "\x00" in text:
-            return _failed(path, "binary-file", "file is binary (it contains NUL bytes), not flashcard text")
+            return _Decoded(None, binary, ())
     if "\r" in text.replace("\r\n", ""):
-        note(Severity.NOTICE, "cr-line-endings", "lone carriage returns read as line breaks")
+        notes.append((Severity.NOTICE, "cr-line-endings", "lone carriage returns read as line breaks"))
+    return _Decoded(text, None, tuple(notes))
+
+
+def parse_bytes(data: bytes, path: str) -> ParsedFile:
+    """Decode a file's bytes (UTF-8, with or without BOM, or UTF-16 with BOM) and parse it."""
+    decoded = _decode(data)
+    if decoded.failure is not None:
+        code, message, line = decoded.failure
+        return _failed(path, code, message, line)
+    notes = [Diagnostic(severity, code, message, Location(path, 0)) for severity, code, message in decoded.notes]
+    text = decoded.text
     parsed = parse_text(text, path)
     if not notes:
         return parsed
@@ -680,15 +696,9 @@ def book_of(data: bytes, path: str) -> str:
     Lets a build find the files of each book cheaply, to skip the books that did not change.
     """
     fallback = _meta_from_name(path)[0]
-    try:
-        if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            text = data.decode("utf-16")
-        elif b"\x00" in data[:8192]:
-            return fallback
-        else:
-            text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return fallback
+    text = _decode(data).text
+    if text is None:
+        return fallback  # parse_bytes names an unusable file's book the same way
     for match in _LINE.finditer(text):  # lazily: the header is near the top, files can be large
         line = match.group(1)
         kind = _classify(line)

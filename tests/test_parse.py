@@ -293,3 +293,23 @@ def test_encodings_and_line_endings_parse_the_same():
 def test_unreadable_file_is_an_error(tmp_path):
     parsed = parse_file(tmp_path / "missing.md")
     assert codes(parsed) == ["unreadable"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        (HEADER + card()).encode(),
+        (HEADER + card()).encode("utf-16"),
+        b"\xef\xbb\xbf" + (HEADER + card()).encode(),
+        (HEADER + card() + "x" * 9000 + "\x00").encode(),  # NUL past the first 8 KB
+        (HEADER + card()).encode() + b"\xff",
+        card().encode(),  # no header
+        b"",
+        ("# Notes\n\n" + HEADER + card()).encode(),  # header after stray text, before any card
+    ],
+)
+def test_book_of_agrees_with_the_parser(data):
+    from flashgen.parse import book_of
+
+    path = "lib/my-book/part-1.md"
+    assert book_of(data, path) == parse_bytes(data, path).meta.source.strip()
