@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Callable, Iterator, Sequence
 
 from . import __version__
-from .collect import Inputs, collect
+from .collect import Inputs, collect_existing
 from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, dedupe
 from .lockfile import Lock, NoteState, lock_text, read_lock
 from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
@@ -168,13 +168,6 @@ def _plan_files(
     return Plan(tuple(parsed), deduped, books, diagnostics, MappingProxyType(dict(zip(files, roots, strict=True))))
 
 
-def _inputs(paths: Sequence[str]) -> Inputs:
-    inputs = collect(paths)
-    if inputs.missing:
-        raise FlashgenError("; ".join(f"{d.location.path}: {d.message}" for d in inputs.missing))
-    return inputs
-
-
 def plan(
     paths: Sequence[str],
     settings: Settings = Settings(),
@@ -184,7 +177,7 @@ def plan(
     progress: Progress | None = None,
 ) -> Plan:
     """Collect, parse, dedupe and organise: the pure part of a build (parsing on ``jobs`` workers, default all cores)."""
-    inputs = _inputs(paths)
+    inputs = collect_existing(paths)
     with _workers(_jobs(jobs) if len(inputs.files) >= _PARALLEL_FROM else 1) as pool:
         return _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
 
@@ -457,7 +450,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     started = time.perf_counter()
     jobs = _jobs(options.jobs)
     build_time = _build_time(options.build_time)
-    inputs = _inputs(paths)
+    inputs = collect_existing(paths)
     lock_sha_read = _sha_of_file(options.lock_path)
     lock = read_lock(options.lock_path)
 

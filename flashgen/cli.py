@@ -118,12 +118,10 @@ def _emit_json(data: dict) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .collect import collect
+    from .collect import collect_existing
     from .parse import parse_file
 
-    inputs = collect(args.paths)
-    if inputs.missing:
-        raise FlashgenError("; ".join(f"{d.location.path}: {d.message}" for d in inputs.missing))
+    inputs = collect_existing(args.paths)
     parsed = [parse_file(path) for path in inputs.files]
     diagnostics = [d for p in parsed for d in p.diagnostics]
     cards = sum(len(p.cards) for p in parsed)

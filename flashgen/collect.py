@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .model import Diagnostic, Location, Severity
+from .model import Diagnostic, FlashgenError, Location, Severity
 
-__all__ = ["Inputs", "collect", "INPUT_SUFFIXES"]
+__all__ = ["Inputs", "collect", "collect_existing", "INPUT_SUFFIXES"]
 
 INPUT_SUFFIXES = (".md", ".txt")
 
@@ -57,3 +57,11 @@ def collect(paths: list[str] | tuple[str, ...]) -> Inputs:
             )
     files = tuple(sorted(seen))
     return Inputs(files=files, roots=tuple(seen[f] for f in files), diagnostics=tuple(diagnostics))
+
+
+def collect_existing(paths: list[str] | tuple[str, ...]) -> Inputs:
+    """:func:`collect`, but a path that does not exist is a FlashgenError (a usage error), naming every such path."""
+    inputs = collect(paths)
+    if inputs.missing:
+        raise FlashgenError("; ".join(f"{d.location.path}: {d.message}" for d in inputs.missing))
+    return inputs
