@@ -109,6 +109,19 @@ def _threshold(args: argparse.Namespace, config: Config) -> float:
     return config.dedupe_threshold if config.dedupe_threshold is not None else DEFAULT_THRESHOLD
 
 
+def _lock_path(args: argparse.Namespace, config: Config) -> str:
+    return args.lock or config.lock or "flashgen.lock"
+
+
+def _plan(args: argparse.Namespace):
+    """What `build` would make of the inputs, for the commands that only look (stats, preview)."""
+    from .build import plan
+    from .lockfile import read_lock
+
+    config = _config(args)
+    return plan(args.paths, _settings(args, config), _threshold(args, config), read_lock(_lock_path(args, config)))
+
+
 def _emit_json(data: dict) -> None:
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
@@ -157,7 +170,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     options = BuildOptions(
         out_dir=args.out or config.out or "out",
         split=args.split or config.split or "book",
-        lock_path=args.lock or config.lock or "flashgen.lock",
+        lock_path=_lock_path(args, config),
         strict=args.strict,
         settings=_settings(args, config),
         threshold=_threshold(args, config),
@@ -216,13 +229,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .build import plan
-    from .lockfile import read_lock
     from .stats import plan_stats
 
-    config = _config(args)
-    lock = read_lock(args.lock or config.lock or "flashgen.lock")
-    the_plan = plan(args.paths, _settings(args, config), _threshold(args, config), lock)
+    the_plan = _plan(args)
     figures = plan_stats(the_plan)
     if args.json:
         _emit_json(figures)
@@ -246,14 +255,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from .build import plan
-    from .lockfile import read_lock
     from .package import write_atomically
     from .preview import preview_html
 
-    config = _config(args)
-    lock = read_lock(args.lock or config.lock or "flashgen.lock")
-    the_plan = plan(args.paths, _settings(args, config), _threshold(args, config), lock)
+    the_plan = _plan(args)
     page = preview_html(the_plan.books, limit=args.limit)
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
