@@ -120,6 +120,11 @@ def _workers(jobs: int) -> Iterator[object | None]:
         pool.join()
 
 
+def _chunk_size(pool, items: int) -> int:
+    """Items sent to a worker at a time: small enough to balance the workers, large enough to pay the pickling."""
+    return max(1, min(64, items // (pool._processes * 8)))
+
+
 def _map(function, items: list, pool, stage: str, progress: Progress | None) -> list:
     """``[function(x) for x in items]``, over the worker pool when that pays."""
     if progress:
@@ -131,7 +136,7 @@ def _map(function, items: list, pool, stage: str, progress: Progress | None) -> 
             if progress and (i % 64 == 0 or i + 1 == len(items)):
                 progress(stage, i + 1, len(items))
         return results
-    chunk = max(1, min(64, len(items) // (pool._processes * 8)))
+    chunk = _chunk_size(pool, len(items))
     results = []
     for result in pool.imap(function, items, chunksize=chunk):
         results.append(result)
@@ -292,8 +297,7 @@ class _PendingRender:
         work = [t for _, t in self.missing]
         self.pending = None
         if pool is not None and len(work) >= _PARALLEL_FROM:
-            chunk = max(1, min(64, len(work) // (pool._processes * 8)))
-            self.pending = pool.map_async(_render_texts, work, chunksize=chunk)
+            self.pending = pool.map_async(_render_texts, work, chunksize=_chunk_size(pool, len(work)))
         self.work = work
 
     def result(self) -> list[RenderedCard]:

@@ -157,6 +157,15 @@ class _MathExtractor:
 
         out: list[str] = []
         last = 0
+
+        def take(k: int, other: int, display: bool, tex: str) -> int:
+            """Replace tokens k..other with a math slot; returns the token index after them."""
+            nonlocal last
+            out.append(text[last : tokens[k][0]])
+            out.append(self.slot(display, tex))
+            last = tokens[other][1]
+            return other + 1
+
         k = 0
         while k < len(tokens):
             start, end, kind, value = tokens[k]
@@ -168,30 +177,19 @@ class _MathExtractor:
             elif kind == "dd":
                 other = partner(k, "dd")
                 if other is not None and text[end : tokens[other][0]].strip():
-                    out.append(text[last:start])
-                    out.append(self.slot(True, text[end : tokens[other][0]].strip()))
-                    last = tokens[other][1]
-                    k = other + 1
+                    k = take(k, other, True, text[end : tokens[other][0]].strip())
                     continue
             elif kind == "open":
-                closer = "\\" + (")" if value.endswith("(") else "]")
-                other = partner(k, closer)
+                other = partner(k, "\\" + (")" if value.endswith("(") else "]"))
                 if other is not None:
                     tex = text[end : tokens[other][0]]
                     if tex.strip() and "\n\n" not in tex.strip("\n") or value.endswith("["):
-                        out.append(text[last:start])
-                        out.append(self.slot(value.endswith("["), tex.strip()))
-                        last = tokens[other][1]
-                        k = other + 1
+                        k = take(k, other, value.endswith("["), tex.strip())
                         continue
             elif kind == "d":
-                end_at = self.inline_dollar(text, tokens, k, partner)
-                if end_at is not None:
-                    other = end_at
-                    out.append(text[last:start])
-                    out.append(self.slot(False, text[end : tokens[other][0]]))
-                    last = tokens[other][1]
-                    k = other + 1
+                other = self.inline_dollar(text, tokens, k, partner)
+                if other is not None:
+                    k = take(k, other, False, text[end : tokens[other][0]])
                     continue
             k += 1
         out.append(text[last:])
