@@ -13,6 +13,7 @@ whose text is unchanged comes from the render cache.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -312,6 +313,52 @@ class _PendingRender:
         return [self.found[k] for k in self.keys]
 
 
+class _Packaging:
+    """Packages being made on the worker pool, written to temporary files here, in order, as they finish.
+
+    Only this process writes into the output folder, and every temporary file it
+    wrote is in ``prepared`` before anything else can fail, so the build can
+    always commit or delete them all.
+    """
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.queue: collections.deque = collections.deque()
+        self.prepared: list[tuple[str, str]] = []  # (temporary file, final path)
+
+    def add(self, path: str, notes: list, media: list, notetype_mod: int) -> None:
+        from .package import package_bytes
+
+        if self.pool is None:
+            self.queue.append((path, _Done(package_bytes, notes, media, notetype_mod)))
+        else:
+            self.queue.append((path, self.pool.apply_async(package_bytes, (notes, media, notetype_mod))))
+
+    def write_finished(self, wait: bool = False) -> None:
+        """Write each package made so far to its temporary file (``wait``: every package)."""
+        from .package import prepare_package
+
+        while self.queue and (wait or self.queue[0][1].ready()):
+            path, pending = self.queue.popleft()
+            try:
+                self.prepared.append((prepare_package(path, pending.get()), path))
+            except OSError as exc:
+                raise FlashgenError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+class _Done:
+    """Work done here, when there is no pool, with the face of a pool's pending result (errors raised by ``get``)."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self):
+        return self.function(*self.args)
+
+
 # --- output ----------------------------------------------------------------------------------
 
 
@@ -449,7 +496,7 @@ def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress
 
 
 def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress | None) -> BuildReport:
-    from .package import MediaFile, PackageNote, prepare_package, write_atomically
+    from .package import MediaFile, PackageNote, write_atomically
 
     started = time.perf_counter()
     jobs = _jobs(options.jobs)
@@ -489,7 +536,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         changed = 0
         refuse = options.strict and _has_problems(diagnostics)  # known before rendering: render nothing
         out_existed = os.path.isdir(options.out_dir)
-        prepared: list[tuple[str, str]] = []  # (temporary file, final path)
+        packaging = _Packaging(pool)
         written: list[str] = []
 
         with contextlib.ExitStack() as stack:
@@ -504,11 +551,14 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
             diagnostics += cache_problems
             try:
                 ordered = sorted(groups.items()) if not refuse else []
-                upcoming = _PendingRender(ordered[0][1], cache, pool) if ordered else None
+                # packages render a few ahead on the workers, so they never wait while this process
+                # finishes the current one's fields; few enough that little is held in memory
+                ahead = 1 + (pool._processes if pool is not None else 0)
+                upcoming = collections.deque(_PendingRender(m, cache, pool) for _, m in ordered[:ahead])
                 for i, (path, members) in enumerate(ordered):
-                    # one package at a time: only its fields (and the next one's, rendering) are in memory
-                    cards = upcoming.result()
-                    upcoming = _PendingRender(ordered[i + 1][1], cache, pool) if i + 1 < len(ordered) else None
+                    cards = upcoming.popleft().result()
+                    if i + ahead < len(ordered):
+                        upcoming.append(_PendingRender(ordered[i + ahead][1], cache, pool))
                     package_notes, media = [], {}
                     for (note, book, chapter), card in zip(members, cards, strict=True):
                         fields, note_media = _finish(note, book, chapter, card, the_plan.roots, diagnostics)
@@ -525,19 +575,18 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         media.update((name, MediaFile(name, data)) for name, data in note_media)
                         figures.add(note.book, chapter.deck, path)
                     if options.write and not refuse:
-                        try:
-                            prepared.append((prepare_package(path, package_notes, list(media.values()), nt_mod), path))
-                        except OSError as exc:
-                            raise FlashgenError(f"{path}: cannot write: {exc.strerror or exc}") from None
+                        packaging.add(path, package_notes, list(media.values()), nt_mod)
+                        packaging.write_finished()
                     if progress:
                         progress("write", i + 1, len(groups))
+                packaging.write_finished(wait=True)
                 refuse = options.strict and _has_problems(diagnostics)
                 if options.write and not refuse:
                     new_lock = Lock(MappingProxyType(states), nt_hash, nt_mod)
-                    for tmp, path in prepared:
+                    for tmp, path in packaging.prepared:
                         os.replace(tmp, path)
                         written.append(path)
-                    prepared = []
+                    packaging.prepared = []
                     unchanged = states == dict(lock.notes) and (nt_hash, nt_mod) == (lock.notetype_hash, lock.notetype_mod)
                     if not unchanged or not os.path.exists(options.lock_path):
                         text = lock_text(new_lock)
@@ -548,7 +597,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                     if groups or set(reused) != set(state.get("books", {})) or not unchanged:
                         _write_state(options, settings_key, inputs_by_book, reused, figures, diagnostics)
             finally:
-                for tmp, _ in prepared:  # a failure, or --strict: none of this build's packages appear
+                for tmp, _ in packaging.prepared:  # a failure, or --strict: none of this build's packages appear
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)
                 if refuse and not out_existed:

@@ -91,6 +91,10 @@ class RenderedField:
     html: str
     images: tuple[tuple[str, str], ...] = ()  # (path as written, alt text)
 
+    def __reduce__(self):
+        # builds send thousands of these between processes; the slots-dataclass default pickles field by field
+        return (RenderedField, (self.html, self.images))
+
 
 # --- math -------------------------------------------------------------------------------
 
@@ -140,6 +144,8 @@ class _MathExtractor:
         return f"{_MATH_OPEN}{len(self.formulas) - 1}{_MATH_CLOSE}"
 
     def prose(self, text: str) -> str:
+        if "$" not in text and "\\" not in text:
+            return text  # every kind of math starts with one of these
         if "$" in text:
             text = _SPLIT_CLOSE.sub(r" $\1$", _SPLIT_OPEN.sub(r"$\1$ ", text))
         tokens = [(m.start(), m.end(), m.lastgroup, m.group()) for m in _TOKENS.finditer(text)]
@@ -438,6 +444,9 @@ class RenderedCard:
     @property
     def images(self) -> tuple[tuple[str, str], ...]:
         return self.title.images + self.question.images + self.answer.images + self.context.images
+
+    def __reduce__(self):
+        return (RenderedCard, (self.title, self.question, self.answer, self.context))
 
 
 def render_card(title: str, question: str, answer: str, context: str) -> RenderedCard:

@@ -1,0 +1,82 @@
+"""Builds on worker processes: the same bytes as a build in one process, and the same all-or-nothing writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import flashgen.package
+from flashgen.build import _PARALLEL_FROM, BuildOptions, build
+from flashgen.model import FlashgenError
+from tests.conftest import CORPUS
+
+T0 = 1_700_000_000
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> Path:
+    """The real corpus three times over, as three more books: enough files and cards for the worker pool."""
+    root = tmp_path_factory.mktemp("library")
+    for copy in range(3):
+        for path in sorted(CORPUS.glob("*/*.md")):
+            text = path.read_text(encoding="utf-8").replace("Flashcards: ", f"Flashcards: Copy {copy} of ", 1)
+            target = root / f"copy-{copy}" / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+    assert len(list(root.rglob("*.md"))) >= _PARALLEL_FROM
+    return root
+
+
+def _outputs(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def _options(tmp_path: Path, name: str, jobs: int) -> BuildOptions:
+    return BuildOptions(
+        out_dir=str(tmp_path / name),
+        lock_path=str(tmp_path / f"{name}.lock"),
+        build_time=T0,
+        jobs=jobs,
+        cache_dir=str(tmp_path / f"{name}-cache"),
+    )
+
+
+def test_workers_write_the_same_bytes_as_one_process(library, tmp_path):
+    serial = build([str(library)], _options(tmp_path, "serial", jobs=1))
+    parallel = build([str(library)], _options(tmp_path, "parallel", jobs=2))
+    assert len(serial.written) == 9
+    assert (parallel.notes, parallel.merged, parallel.diagnostics) == (serial.notes, serial.merged, serial.diagnostics)
+    packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
+    assert packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
+    assert (tmp_path / "serial.lock").read_text() == (tmp_path / "parallel.lock").read_text()
+
+
+def test_a_package_failing_on_a_worker_leaves_every_earlier_output(library, tmp_path, monkeypatch):
+    options = _options(tmp_path, "out", jobs=2)
+    build([str(library)], options)
+    before = _outputs(tmp_path / "out")
+    lock_before = (tmp_path / "out.lock").read_bytes()
+
+    edited = tmp_path / "edited"
+    shutil.copytree(library, edited)
+    victim = next(iter(sorted(edited.rglob("*.md"))))
+    victim.write_text(victim.read_text(encoding="utf-8").replace("x??", "One more line.\nx??", 1), encoding="utf-8")
+    real = flashgen.package._collection_bytes
+    calls = []
+
+    def fails_on_the_third_package(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(flashgen.package, "_collection_bytes", fails_on_the_third_package)  # the fork inherits it
+    with pytest.raises(FlashgenError, match="No space left on device"):
+        build([str(edited)], options)
+    assert _outputs(tmp_path / "out") == before  # no package, state or temporary file of the failed build
+    assert (tmp_path / "out.lock").read_bytes() == lock_before
+    assert not [n for n in os.listdir(tmp_path / "out") if n.endswith(".tmp")]
