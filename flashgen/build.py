@@ -28,11 +28,11 @@ import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from . import __version__
 from .collect import Inputs, collect_existing
-from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, dedupe
+from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, combine, dedupe
 from .lockfile import Lock, NoteState, lock_text, read_lock
 from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
 from .names import slug
@@ -107,13 +107,16 @@ def _jobs(requested: int | None) -> int:
 
 
 @contextmanager
-def _workers(jobs: int) -> Iterator[object | None]:
-    """A pool of worker processes, forked now, while this process is still small."""
+def _workers(jobs: int, pinned_chapters: Mapping[str, str] | None = None) -> Iterator[object | None]:
+    """A pool of worker processes, forked now, while this process is still small.
+
+    ``pinned_chapters`` (the lock's) is handed to each worker once, for deduplicating books there.
+    """
     if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         yield None
         return
-    # fork: workers inherit the loaded modules, no re-import per worker
-    pool = multiprocessing.get_context("fork").Pool(jobs)
+    # fork: workers inherit the loaded modules (and the pins) with no re-import or pickling
+    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_keep_pins, initargs=(pinned_chapters or {},))
     try:
         yield pool
     finally:
@@ -126,24 +129,41 @@ def _chunk_size(pool, items: int) -> int:
     return max(1, min(64, items // (pool._processes * 8)))
 
 
-def _map(function, items: list, pool, stage: str, progress: Progress | None) -> list:
-    """``[function(x) for x in items]``, over the worker pool when that pays."""
+def _map(
+    function, items: list, pool, stage: str, progress: Progress | None, at_least: int = _PARALLEL_FROM, chunk: int | None = None
+) -> list:
+    """``[function(x) for x in items]``, over the worker pool when there are ``at_least`` items (``chunk`` at a time)."""
     if progress:
         progress(stage, 0, len(items))
-    if pool is None or len(items) < _PARALLEL_FROM:
+    if pool is None or len(items) < at_least:
         results = []
         for i, item in enumerate(items):
             results.append(function(item))
             if progress and (i % 64 == 0 or i + 1 == len(items)):
                 progress(stage, i + 1, len(items))
         return results
-    chunk = _chunk_size(pool, len(items))
+    chunk = chunk or _chunk_size(pool, len(items))
     results = []
     for result in pool.imap(function, items, chunksize=chunk):
         results.append(result)
         if progress and (len(results) % chunk == 0 or len(results) == len(items)):
             progress(stage, len(results), len(items))
     return results
+
+
+_PINNED_CHAPTERS: Mapping[str, str] = {}  # in a worker: the lock's chapter pins
+
+
+def _keep_pins(pinned_chapters: Mapping[str, str]) -> None:
+    global _PINNED_CHAPTERS
+    _PINNED_CHAPTERS = pinned_chapters
+
+
+def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, ...], Deduped]:
+    """On a worker: parse one book's files and deduplicate its cards."""
+    paths, threshold = task
+    parsed = tuple(parse_file(p) for p in paths)
+    return parsed, dedupe((c for f in parsed for c in f.cards), threshold, _PINNED_CHAPTERS)
 
 
 def _render_texts(texts: tuple[str, str, str, str]) -> RenderedCard:
@@ -166,12 +186,38 @@ def _plan_files(
     lock: Lock,
     pool=None,
     progress: Progress | None = None,
+    book_of_file: Mapping[str, str] | None = None,
 ) -> Plan:
-    parsed = _map(parse_file, list(files), pool, "parse", progress)
-    deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
+    parsed, deduped = None, None
+    if pool is not None and book_of_file is not None:
+        parsed, deduped = _parse_by_book(files, book_of_file, threshold, pool, progress)
+    if parsed is None:
+        parsed = _map(parse_file, list(files), pool, "parse", progress)
+    if deduped is None:
+        deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
     books = organise(deduped.notes, settings, lock.decks)
     diagnostics = tuple(d for f in parsed for d in f.diagnostics) + deduped.diagnostics
     return Plan(tuple(parsed), deduped, books, diagnostics, MappingProxyType(dict(zip(files, roots, strict=True))))
+
+
+def _parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
+    """Parse and deduplicate each book on a worker: (parsed files in input order, combined notes).
+
+    ``book_of_file`` comes from :func:`book_of`, which agrees with the parser; should a
+    book's cards still turn up in two groups, the notes come back None and the
+    caller deduplicates all cards in one piece.
+    """
+    groups: dict[str, list[str]] = {}
+    for path in files:
+        groups.setdefault(book_of_file[path], []).append(path)
+    tasks = [(tuple(paths), threshold) for _, paths in sorted(groups.items())]
+    results = _map(_parse_book, tasks, pool, "parse", progress, at_least=2, chunk=1)  # books: few, large, uneven
+    by_path = {f.meta.path: f for parsed, _ in results for f in parsed}
+    parsed = [by_path[p] for p in files]
+    books_seen = [{n.book for n in deduped.notes} for _, deduped in results]
+    if sum(map(len, books_seen)) != len(set().union(*books_seen)):
+        return parsed, None
+    return parsed, combine(deduped for _, deduped in results)
 
 
 def plan(
@@ -452,7 +498,8 @@ def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs
 def _work_to_do(inputs: Inputs, options: BuildOptions, settings_key: str, state: dict, lock_sha: str | None):
     """Which input files need parsing: those of books that changed since the last build into this folder.
 
-    Returns (input hashes by book, state records of the books reused as they are, [(file, root)] to parse).
+    Returns (input hashes by book, each file's book, state records of the books reused as they are,
+    [(file, root)] to parse).
     """
     inputs_by_book: dict[str, dict[str, str]] = {}
     book_of_file: dict[str, str] = {}
@@ -464,7 +511,7 @@ def _work_to_do(inputs: Inputs, options: BuildOptions, settings_key: str, state:
     if options.split == "none" and set(reused) != set(inputs_by_book):
         reused = {}  # one package holds every book: all or nothing
     todo = [(p, r) for p, r in zip(inputs.files, inputs.roots, strict=True) if book_of_file[p] not in reused]
-    return inputs_by_book, reused, todo
+    return inputs_by_book, book_of_file, reused, todo
 
 
 def _diagnostic_from(d: dict) -> Diagnostic:
@@ -507,11 +554,11 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
 
     settings_key = _settings_key(options)
     state = _read_state(options.out_dir) if options.write else {}
-    inputs_by_book, reused, todo = _work_to_do(inputs, options, settings_key, state, lock_sha_read)
+    inputs_by_book, book_of_file, reused, todo = _work_to_do(inputs, options, settings_key, state, lock_sha_read)
 
-    with _workers(jobs if len(todo) >= _PARALLEL_FROM else 1) as pool:
+    with _workers(jobs if len(todo) >= _PARALLEL_FROM else 1, lock.chapters) as pool:
         the_plan = _plan_files(
-            [p for p, _ in todo], [r for _, r in todo], options.settings, options.threshold, lock, pool, progress
+            [p for p, _ in todo], [r for _, r in todo], options.settings, options.threshold, lock, pool, progress, book_of_file
         )
         figures = _BookFigures.of(the_plan)
         # the parsed cards are no longer needed: the notes hold the text they kept

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping
 
 from .model import Card, Diagnostic, Location, Severity, Variant
 
-__all__ = ["Occurrence", "Note", "Deduped", "dedupe", "normalise", "DEFAULT_THRESHOLD", "IDENTITY_VERSION"]
+__all__ = ["Occurrence", "Note", "Deduped", "dedupe", "combine", "normalise", "DEFAULT_THRESHOLD", "IDENTITY_VERSION"]
 
 DEFAULT_THRESHOLD = 0.85
 # Part of every note identity. Changing normalise() for questions changes GUIDs,
@@ -219,9 +219,18 @@ def dedupe(
                         here.location,
                     )
                 )
-    notes.sort(key=lambda n: (n.book, n.order, n.key))
-    diagnostics.sort(key=lambda d: d.location)
-    return Deduped(notes=tuple(notes), diagnostics=tuple(diagnostics), questions=count)
+    return combine([Deduped(notes=tuple(notes), diagnostics=tuple(diagnostics), questions=count)])
+
+
+def combine(parts: Iterable[Deduped]) -> Deduped:
+    """One result from the results of deduplicating disjoint sets of books: what ``dedupe`` of all their cards gives.
+
+    Deduplication never looks across books, so a build may dedupe each book on its own worker.
+    """
+    parts = list(parts)
+    notes = sorted((n for p in parts for n in p.notes), key=lambda n: (n.book, n.order, n.key))
+    diagnostics = sorted((d for p in parts for d in p.diagnostics), key=lambda d: d.location)
+    return Deduped(notes=tuple(notes), diagnostics=tuple(diagnostics), questions=sum(p.questions for p in parts))
 
 
 def _merge(key: str, book: str, copies: list[Card], pinned: str | None) -> Note:
