@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -53,6 +54,20 @@ def test_workers_write_the_same_bytes_as_one_process(library, tmp_path):
     packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
     assert packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
     assert (tmp_path / "serial.lock").read_text() == (tmp_path / "parallel.lock").read_text()
+
+    # every part renamed its starting chapter: the locks' chapter pins, which must reach the workers, keep the decks
+    edited = tmp_path / "edited"
+    shutil.copytree(library, edited)
+    for path in edited.rglob("*.md"):
+        path.write_text(path.read_text(encoding="utf-8").replace("**Starting Chapter:** ", "**Starting Chapter:** Renamed "))
+    again = {}
+    for name, jobs in (("serial", 1), ("parallel", 2)):
+        options = dataclasses.replace(_options(tmp_path, name, jobs), out_dir=str(tmp_path / f"{name}-again"))
+        build([str(edited)], options)
+        again[name] = {n: d for n, d in _outputs(tmp_path / f"{name}-again").items() if n.endswith(".apkg")}
+    assert again["serial"] == again["parallel"]
+    assert (tmp_path / "serial.lock").read_text() == (tmp_path / "parallel.lock").read_text()
+    assert "Renamed" not in (tmp_path / "parallel.lock").read_text()
 
 
 def test_a_package_failing_on_a_worker_leaves_every_earlier_output(library, tmp_path, monkeypatch):
