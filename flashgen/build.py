@@ -160,10 +160,15 @@ def _keep_pins(pinned_chapters: Mapping[str, str]) -> None:
 
 
 def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, ...], Deduped]:
-    """On a worker: parse one book's files and deduplicate its cards."""
+    """On a worker: parse one book's files and deduplicate its cards.
+
+    The files come back without their cards, which would be most of what crosses
+    between the processes: the notes hold the text that is kept.
+    """
     paths, threshold = task
     parsed = tuple(parse_file(p) for p in paths)
-    return parsed, dedupe((c for f in parsed for c in f.cards), threshold, _PINNED_CHAPTERS)
+    deduped = dedupe((c for f in parsed for c in f.cards), threshold, _PINNED_CHAPTERS)
+    return tuple(dataclasses.replace(f, cards=()) for f in parsed), deduped
 
 
 def _render_texts(texts: tuple[str, str, str, str]) -> RenderedCard:
@@ -201,7 +206,7 @@ def _plan_files(
 
 
 def _parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
-    """Parse and deduplicate each book on a worker: (parsed files in input order, combined notes).
+    """Parse and deduplicate each book on a worker: (parsed files in input order, cardless; combined notes).
 
     ``book_of_file`` comes from :func:`book_of`, which agrees with the parser; should a
     book's cards still turn up in two groups, the notes come back None and the
@@ -561,7 +566,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
             [p for p, _ in todo], [r for _, r in todo], options.settings, options.threshold, lock, pool, progress, book_of_file
         )
         figures = _BookFigures.of(the_plan)
-        # the parsed cards are no longer needed: the notes hold the text they kept
+        # the parsed cards (if they came back from the workers at all) are no longer needed
         the_plan = dataclasses.replace(the_plan, files=tuple(dataclasses.replace(f, cards=()) for f in the_plan.files))
         diagnostics = list(the_plan.diagnostics)
         for record in reused.values():
@@ -701,15 +706,15 @@ class _BookFigures:
 
     @classmethod
     def of(cls, the_plan: Plan) -> "_BookFigures":
-        cards: dict[str, int] = {}
         questions: dict[str, int] = {}
         for f in the_plan.files:
             book = f.meta.source.strip()
-            cards[book] = cards.get(book, 0) + len(f.cards)
             questions[book] = questions.get(book, 0) + f.questions
+        cards: dict[str, int] = {}  # every card is one occurrence of one note
         notes: dict[str, int] = {}
         for note in the_plan.deduped.notes:
             notes[note.book] = notes.get(note.book, 0) + 1
+            cards[note.book] = cards.get(note.book, 0) + len(note.occurrences)
         return cls(cards, questions, notes, {f.meta.path: f.meta.source.strip() for f in the_plan.files})
 
     def add(self, book: str, deck: str, package: str) -> None:

@@ -23,7 +23,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from .model import Card, Diagnostic, Location, Severity, Variant
+from .model import Card, Diagnostic, Location, Severity, Variant, pickled_by_constructor
 
 __all__ = ["Occurrence", "Note", "Deduped", "dedupe", "combine", "normalise", "DEFAULT_THRESHOLD", "IDENTITY_VERSION"]
 
@@ -33,6 +33,7 @@ DEFAULT_THRESHOLD = 0.85
 IDENTITY_VERSION = "v1"
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True, order=True)
 class Occurrence:
     """One place a note was seen."""
@@ -45,6 +46,7 @@ class Occurrence:
     rating: int | None
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class Note:
     """A card after deduplication: one question, the best text, every place it came from."""

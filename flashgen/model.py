@@ -6,8 +6,22 @@ records, so a stage can never change what an earlier stage produced.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import operator
 from dataclasses import dataclass, field
+
+
+def pickled_by_constructor(cls):
+    """Pickle a frozen slots dataclass as a call of its constructor.
+
+    Builds send these records between worker processes by the hundred thousand;
+    the dataclass default pickles field by field in Python, two to three times slower.
+    """
+    values = operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))
+    many = len(dataclasses.fields(cls)) > 1
+    cls.__reduce__ = lambda self: (cls, values(self) if many else (values(self),))
+    return cls
 
 
 class Severity(str, enum.Enum):
@@ -31,6 +45,7 @@ class Variant(str, enum.Enum):
         return self.value
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True, order=True)
 class Location:
     """A place in an input file; ``line`` is 1-based, 0 means the whole file."""
@@ -42,6 +57,7 @@ class Location:
         return f"{self.path}:{self.line}" if self.line else self.path
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
     """A problem found in the input, carried as a value until the CLI prints it."""
@@ -64,6 +80,7 @@ class Diagnostic:
         }
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class FileMeta:
     """What a file's header says about the cards in it."""
@@ -77,6 +94,7 @@ class FileMeta:
     has_header: bool = True
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class Card:
     """One question with its answer, as written in one place of one file.
@@ -94,6 +112,7 @@ class Card:
     meta: FileMeta = field(repr=False, compare=False)
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class ParsedFile:
     """The outcome of parsing one file: its header, its cards, its problems."""

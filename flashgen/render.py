@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .fences import closes, fence_of
+from .model import pickled_by_constructor
 
 __all__ = [
     "RenderedField",
@@ -84,16 +85,13 @@ LANGUAGE_ALIASES = {
 }
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class RenderedField:
     """A field's HTML; ``images`` are the image paths it names, in order of their slots."""
 
     html: str
     images: tuple[tuple[str, str], ...] = ()  # (path as written, alt text)
-
-    def __reduce__(self):
-        # builds send thousands of these between processes; the slots-dataclass default pickles field by field
-        return (RenderedField, (self.html, self.images))
 
 
 # --- math -------------------------------------------------------------------------------
@@ -432,6 +430,7 @@ _CONTEXT_LABEL = re.compile(
 )
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class RenderedCard:
     """The HTML of one note's text fields, before images are put back."""
@@ -444,9 +443,6 @@ class RenderedCard:
     @property
     def images(self) -> tuple[tuple[str, str], ...]:
         return self.title.images + self.question.images + self.answer.images + self.context.images
-
-    def __reduce__(self):
-        return (RenderedCard, (self.title, self.question, self.answer, self.context))
 
 
 def render_card(title: str, question: str, answer: str, context: str) -> RenderedCard:
