@@ -196,9 +196,8 @@ def _plan_files(
     parsed, deduped = None, None
     if pool is not None and book_of_file is not None:
         parsed, deduped = _parse_by_book(files, book_of_file, threshold, pool, progress)
-    if parsed is None:
-        parsed = _map(parse_file, list(files), pool, "parse", progress)
     if deduped is None:
+        parsed = _map(parse_file, list(files), pool, "parse", progress)
         deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
     books = organise(deduped.notes, settings, lock.decks)
     diagnostics = tuple(d for f in parsed for d in f.diagnostics) + deduped.diagnostics
@@ -209,20 +208,19 @@ def _parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresh
     """Parse and deduplicate each book on a worker: (parsed files in input order, cardless; combined notes).
 
     ``book_of_file`` comes from :func:`book_of`, which agrees with the parser; should a
-    book's cards still turn up in two groups, the notes come back None and the
-    caller deduplicates all cards in one piece.
+    book's cards still turn up in two groups, both come back None (the files came
+    back without their cards) and the caller parses and deduplicates in one piece.
     """
     groups: dict[str, list[str]] = {}
     for path in files:
         groups.setdefault(book_of_file[path], []).append(path)
     tasks = [(tuple(paths), threshold) for _, paths in sorted(groups.items())]
     results = _map(_parse_book, tasks, pool, "parse", progress, at_least=2, chunk=1)  # books: few, large, uneven
-    by_path = {f.meta.path: f for parsed, _ in results for f in parsed}
-    parsed = [by_path[p] for p in files]
     books_seen = [{n.book for n in deduped.notes} for _, deduped in results]
     if sum(map(len, books_seen)) != len(set().union(*books_seen)):
-        return parsed, None
-    return parsed, combine(deduped for _, deduped in results)
+        return None, None
+    by_path = {f.meta.path: f for parsed, _ in results for f in parsed}
+    return [by_path[p] for p in files], combine(deduped for _, deduped in results)
 
 
 def plan(
