@@ -25,7 +25,7 @@ fuzz: $(STAMP)
 	FLASHGEN_FUZZ_EXAMPLES=$${EXAMPLES:-20000} $(PY) -m pytest -q tests/test_properties.py
 
 goldens: $(STAMP)
-	$(PY) -m pytest -q --update-goldens tests/test_goldens.py
+	$(PY) -m pytest -q --update-goldens tests/test_goldens.py tests/test_dedupe.py tests/test_render.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

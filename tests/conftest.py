@@ -22,6 +22,17 @@ def corpus_files() -> list[Path]:
     return files
 
 
+def corpus_figures() -> dict:
+    """The reviewed per-book figures of the corpus (`tests/goldens/dedupe/corpus-figures.json`).
+
+    Tests that build the whole corpus take their expected counts from here, so that a grown
+    corpus changes one reviewed golden file rather than numbers scattered through the tests.
+    """
+    import json
+
+    return json.loads((GOLDENS / "dedupe" / "corpus-figures.json").read_text(encoding="utf-8"))
+
+
 def shared_relative(path: Path) -> str:
     return path.relative_to(SHARED).as_posix()
 

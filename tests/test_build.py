@@ -14,12 +14,17 @@ from flashgen.build import BuildOptions, build
 from flashgen.model import FlashgenError, Severity
 from flashgen.notetype import NOTETYPE_ID
 from tests.anki_helpers import flashgen_notes, fresh_collection, import_all, review
-from tests.conftest import CORPUS
+from flashgen.names import slug
+from tests.conftest import CORPUS, corpus_figures
 
 pytestmark = pytest.mark.anki
 
 T0, T1, T2 = 1_700_000_000, 1_700_100_000, 1_700_200_000
 EDITED = "corpus/ai-engineering/hq-part-23.md"
+EDITED_PACKAGE = "ai-engineering-building-applications-with-foundation-models.apkg"
+FIGURES = corpus_figures()
+TOTALS = (FIGURES["questions"], FIGURES["notes"], FIGURES["merged"])
+NOTES = FIGURES["notes"]
 
 
 def digest(paths):
@@ -41,12 +46,9 @@ def first(workspace):
 
 def test_corpus_builds_one_package_per_book(first):
     _, report = first
-    assert [os.path.basename(p) for p in report.written] == [
-        "ai-engineering-building-applications-with-foundation-models.apkg",
-        "build-a-large-language-model.apkg",
-        "operating-systems-three-easy-pieces.apkg",
-    ]
-    assert (report.questions, report.notes, report.merged) == (771, 703, 68)
+    assert sorted(os.path.basename(p) for p in report.written) == sorted(f"{slug(t)}.apkg" for t in FIGURES["books"])
+    assert EDITED_PACKAGE in {os.path.basename(p) for p in report.written}
+    assert (report.questions, report.notes, report.merged) == TOTALS
     assert report.count(Severity.ERROR) == 0
     for path in report.written:
         with zipfile.ZipFile(path) as archive:
@@ -60,9 +62,9 @@ def test_full_round_trip_in_real_anki(workspace, first, monkeypatch):
     with fresh_collection(workspace / "anki") as col:
         # 1. first import: every note new, decks and tags as designed, cards render
         counts = import_all(col, report.written)
-        assert counts == {"new": 703, "updated": 0, "duplicate": 0, "conflicting": 0, "missing_notetype": 0}
+        assert counts == {"new": NOTES, "updated": 0, "duplicate": 0, "conflicting": 0, "missing_notetype": 0}
         notes = flashgen_notes(col)
-        assert len(notes) == 703 and col.card_count() == 703
+        assert len(notes) == NOTES and col.card_count() == NOTES
         deck_names = {name.name for name in col.decks.all_names_and_ids()}
         assert "AI Engineering: Building Applications with Foundation Models::24 Memory" in deck_names
         assert "Operating Systems: Three Easy Pieces::04 9. Lottery Scheduling" in deck_names
@@ -94,26 +96,22 @@ def test_full_round_trip_in_real_anki(workspace, first, monkeypatch):
         edited = build([str(workspace / "corpus")], BuildOptions(**{**_fields(options), "build_time": T1}))
         assert edited.changed_notes == 1
         # only the edited book is rebuilt; the other books' packages are not even rewritten
-        assert [os.path.basename(p) for p in edited.written] == [
-            "ai-engineering-building-applications-with-foundation-models.apkg"
-        ]
-        assert {os.path.basename(p) for p in edited.unchanged} == set(packages_before) - {
-            "ai-engineering-building-applications-with-foundation-models.apkg"
-        }
-        assert (edited.questions, edited.notes, edited.merged) == (771, 703, 68)
+        assert [os.path.basename(p) for p in edited.written] == [EDITED_PACKAGE]
+        assert {os.path.basename(p) for p in edited.unchanged} == set(packages_before) - {EDITED_PACKAGE}
+        assert (edited.questions, edited.notes, edited.merged) == TOTALS
         all_packages = sorted(edited.written + edited.unchanged)
         assert {k: v for k, v in digest(all_packages).items() if "ai-engineering" not in k} == {
             k: v for k, v in packages_before.items() if "ai-engineering" not in k
         }
         counts = import_all(col, all_packages)
-        assert counts == {"new": 0, "updated": 1, "duplicate": 702, "conflicting": 0, "missing_notetype": 0}
+        assert counts == {"new": 0, "updated": 1, "duplicate": NOTES - 1, "conflicting": 0, "missing_notetype": 0}
         assert len(col.models.all_names_and_ids()) == len({m.id for m in col.models.all_names_and_ids()})
         assert sum(1 for m in col.models.all_names_and_ids() if m.name.startswith("flashgen")) == 1
         (note,) = [n for n in flashgen_notes(col) if "EDITED: stock prices" in n["Answer"]]
         assert note.mod == T1
         after = {cid: (c.reps, c.ivl, c.due, c.did) for cid in reviewed for c in [col.get_card(cid)]}
         assert after == before and col.db.scalar("select count() from revlog") == revlog
-        assert col.note_count() == 703
+        assert col.note_count() == NOTES
 
         # 4. nothing changed, another SOURCE_DATE_EPOCH: identical bytes, and re-import changes nothing
         monkeypatch.setenv("SOURCE_DATE_EPOCH", str(T2))
