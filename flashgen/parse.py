@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .fences import fence_of
+from .formulas import math_problems
 from .model import Card, Diagnostic, FileMeta, Location, ParsedFile, Severity, Variant
 
 __all__ = ["parse_text", "parse_file", "parse_bytes", "book_of"]
@@ -157,12 +158,23 @@ class _Block:
 
     lines: list[str] = field(default_factory=list)
     fences_to_close: list[str] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)  # the file line (1-based) of each of ``lines``
+
+    def add(self, text: str, number: int) -> None:
+        self.lines.append(text)
+        self.numbers.append(number)
 
     def text(self) -> str:
         body = "\n".join(self.lines).strip("\n")
         if self.fences_to_close:
             body += "\n" + "\n".join(reversed(self.fences_to_close))
         return body
+
+    def line_numbers(self) -> list[int]:
+        """The file line of each line of :meth:`text`."""
+        first = next((k for k, line in enumerate(self.lines) if line), len(self.lines))
+        numbers = self.numbers[first:] or [0]
+        return numbers + [numbers[-1]] * len(self.fences_to_close)
 
     def has_text(self) -> bool:
         return any(line.strip() for line in self.lines)
@@ -181,7 +193,7 @@ class _OpenCard:
 class _OpenQuestion:
     line: int
     text: list[str]
-    extra_context: str
+    extra_context: _Block
     answer: _Block | None = None
 
 
@@ -232,7 +244,7 @@ class _Parser:
 
     # helpers -------------------------------------------------------------
     def add_line(self, block: _Block, i: int, text: str | None = None) -> None:
-        block.lines.append(self.lines[i] if text is None else text)
+        block.add(self.lines[i] if text is None else text, i + 1)
         if i in self.unclosed:
             block.fences_to_close.append(self.unclosed[i])
             self.warn("unclosed-fence", i + 1, "code fence is never closed; closed at the end of its block")
@@ -290,16 +302,16 @@ class _Parser:
                 self.card = _OpenCard(title="", line=i + 1, rating=self.take_rating())
                 self.warn("no-title", i + 1, "question has no '#### ' title before it")
         self.untitled_card_with_no_question = None
-        extra = ""
+        extra = _Block()
         if self.state == _AFTER_ANSWER and self.after_answer.has_text():
-            extra = self.after_answer.text()
+            extra = self.after_answer
         self.after_answer = _Block()
         if glued_prefix is not None:
             self.warn("glued-question", i + 1, "':p' glued to the end of a line; split onto its own line")
             if self.state == _IN_CARD:
-                self.card.context.lines.append(glued_prefix)
+                self.card.context.add(glued_prefix, i + 1)
             else:
-                extra = (extra + "\n" + glued_prefix).strip("\n")
+                extra.add(glued_prefix, i + 1)
         self.card.questions += 1
         self.question = _OpenQuestion(line=i + 1, text=[text] if text else [], extra_context=extra)
         self.state = _IN_QUESTION
@@ -319,9 +331,16 @@ class _Parser:
         elif not question:
             self.report(Severity.ERROR, "empty-question", q.line, "':p' has no question text")
         else:
-            context = card.context.text()
-            if q.extra_context:
-                context = (context + "\n\n" + q.extra_context).strip("\n")
+            context, numbers = card.context.text(), card.context.line_numbers()
+            if q.extra_context.has_text():
+                extra, extra_numbers = q.extra_context.text(), q.extra_context.line_numbers()
+                if context:
+                    context, numbers = context + "\n\n" + extra, numbers + extra_numbers[:1] + extra_numbers
+                else:
+                    context, numbers = extra, extra_numbers
+            self.check_math(question, [q.line + k for k in range(question.count("\n") + 1)])
+            self.check_math(context, numbers)
+            self.check_math(answer, q.answer.line_numbers())
             context = self.strip_leftovers(context, card.line)
             self.cards.append(
                 Card(
@@ -337,6 +356,11 @@ class _Parser:
             )
         self.question = None
         self.state = _AFTER_ANSWER
+
+    def check_math(self, text: str, numbers: list[int]) -> None:
+        """Report doubtful math (see :mod:`flashgen.formulas`) at the line where it is."""
+        for offset, message in math_problems(text):
+            self.warn("suspect-math", numbers[min(offset, len(numbers) - 1)], message)
 
     def strip_leftovers(self, context: str, line: int) -> str:
         for leftover in TEMPLATE_LEFTOVERS:
@@ -469,12 +493,12 @@ class _Parser:
             rest = _OPEN.match(self.lines[i]).group(1)
             q.answer = _Block()
             if rest:
-                q.answer.lines.append(rest)
+                q.answer.add(rest, i + 1)
             self.state = _IN_ANSWER
         elif kind == CLOSE and q.text[1:]:
             # ':p question' / answer text / 'x??': the '??x' was left out
             self.warn("missing-opener", q.line, "no '??x' after the question; the lines after it are the answer")
-            q.answer = _Block(lines=q.text[1:])
+            q.answer = _Block(lines=q.text[1:], numbers=list(range(q.line + 1, q.line + len(q.text))))
             q.text = q.text[:1]
             self.finish_answer()
         elif kind in (BLANK, TEXT, GLUED_CLOSE):
@@ -495,7 +519,7 @@ class _Parser:
             self.close_answer(i)
         elif kind == GLUED_CLOSE:
             self.warn("glued-closer", i + 1, "'x??' glued to the end of a line")
-            answer.lines.append(_GLUED_CLOSE.match(line).group(1))
+            answer.add(_GLUED_CLOSE.match(line).group(1), i + 1)
             self.close_answer(i)
         elif kind == OPEN:
             following = self.next_kind[i + 1]
@@ -506,11 +530,11 @@ class _Parser:
                 self.warn("repeated-opener", i + 1, "a second '??x' inside the answer ignored")
                 rest = _OPEN.match(line).group(1)
                 if rest:
-                    answer.lines.append(rest)
+                    answer.add(rest, i + 1)
         elif kind in (QUESTION, GLUED_QUESTION):
             if kind == GLUED_QUESTION:
                 m = _GLUED_QUESTION.match(line)
-                answer.lines.append(m.group(1))
+                answer.add(m.group(1), i + 1)
             self.end_answer_at_boundary(i, "the next ':p'")
             self.question = None
             self.state = _AFTER_ANSWER

@@ -17,13 +17,12 @@ same HTML, which is what lets the build cache it by content.
 
 from __future__ import annotations
 
-import bisect
 import html
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .fences import closes, fence_of
+from .formulas import Formula, scan_math
 from .model import pickled_by_constructor
 
 __all__ = [
@@ -39,7 +38,7 @@ __all__ = [
 ]
 
 # Bump when the HTML produced for the same input changes: it keys the render cache.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 
 # Private-use characters mark where math and images go back in; any in the input are replaced.
 _MATH_OPEN, _MATH_CLOSE, _IMG_OPEN, _IMG_CLOSE = "\ue000", "\ue001", "\ue002", "\ue003"
@@ -96,141 +95,20 @@ class RenderedField:
 
 # --- math -------------------------------------------------------------------------------
 
-_TOKENS = re.compile(r"(?P<code>`+)|(?P<dd>\$\$)|\\(?P<open>[(\[])|\\(?P<close>[)\]])|(?P<esc>\\\$)|(?P<d>\$)")
-# '$HOME', '$PATH', '${var.x}': but not '$D_{KL}$' or '$QK^T$', which are math
-_SHELL_VAR = re.compile(r"\$(?:\{[A-Za-z_][\w.]*\}|[A-Z][A-Z0-9_]*[A-Z0-9]\b(?![$_{^(]))")
-_WORD_BEFORE = re.compile(r"\w")
-_PLAIN_WORD_BEFORE = re.compile(r"\s[a-z]{3,}\$$")
-# The generator's misplaced spaces: '$N $- Memory per parameter$ M$' means '$N$ - ... $M$'.
-_SPLIT_OPEN = re.compile(r"(?<![\w$\\])\$([A-Za-z])[ \t]+\$(?=[^\w$])")
-_SPLIT_CLOSE = re.compile(r"(?<=\w)\$[ \t]+([A-Za-z])\$(?![\w$])")
+def _extract_math(text: str) -> tuple[str, list[Formula]]:
+    formulas: list[Formula] = []
+
+    def slot(formula: Formula) -> str:
+        formulas.append(formula)
+        return f"{_MATH_OPEN}{len(formulas) - 1}{_MATH_CLOSE}"
+
+    source, _ = scan_math(text, slot)  # the parser reports the problems, at their lines
+    return source, formulas
 
 
-def _split_fences(text: str) -> list[tuple[bool, str]]:
-    """Split markdown into (is_code, chunk) pieces along fenced code blocks."""
-    pieces: list[tuple[bool, str]] = []
-    lines = text.split("\n")
-    prose: list[str] = []
-    i = 0
-    while i < len(lines):
-        opener = fence_of(lines[i])
-        if opener is not None:
-            j = i + 1
-            while j < len(lines) and not closes(opener, lines[j]):
-                j += 1
-            if prose:
-                pieces.append((False, "\n".join(prose)))
-                prose = []
-            pieces.append((True, "\n".join(lines[i : j + 1])))
-            i = j + 1
-            continue
-        prose.append(lines[i])
-        i += 1
-    if prose:
-        pieces.append((False, "\n".join(prose)))
-    return pieces
-
-
-class _MathExtractor:
-    """Finds math in prose and replaces it with numbered slots."""
-
-    def __init__(self) -> None:
-        self.formulas: list[tuple[bool, str]] = []  # (display, tex)
-
-    def slot(self, display: bool, tex: str) -> str:
-        self.formulas.append((display, tex))
-        return f"{_MATH_OPEN}{len(self.formulas) - 1}{_MATH_CLOSE}"
-
-    def prose(self, text: str) -> str:
-        if "$" not in text and "\\" not in text:
-            return text  # every kind of math starts with one of these
-        if "$" in text:
-            text = _SPLIT_CLOSE.sub(r" $\1$", _SPLIT_OPEN.sub(r"$\1$ ", text))
-        tokens = [(m.start(), m.end(), m.lastgroup, m.group()) for m in _TOKENS.finditer(text)]
-        # for each closing kind, the token indices where it occurs, to find a partner in O(log n)
-        where: dict[str, list[int]] = {}
-        for k, (_, _, kind, value) in enumerate(tokens):
-            key = value if kind in ("code", "close") else kind
-            if kind in ("code", "dd", "d", "close"):
-                where.setdefault(key, []).append(k)
-
-        def partner(k: int, key: str) -> int | None:
-            positions = where.get(key, [])
-            n = bisect.bisect_right(positions, k)
-            return positions[n] if n < len(positions) else None
-
-        out: list[str] = []
-        last = 0
-
-        def take(k: int, other: int, display: bool, tex: str) -> int:
-            """Replace tokens k..other with a math slot; returns the token index after them."""
-            nonlocal last
-            out.append(text[last : tokens[k][0]])
-            out.append(self.slot(display, tex))
-            last = tokens[other][1]
-            return other + 1
-
-        k = 0
-        while k < len(tokens):
-            start, end, kind, value = tokens[k]
-            if kind == "code":
-                other = partner(k, value)
-                if other is not None:
-                    k = other + 1  # a code span is left to mistune, untouched
-                    continue
-            elif kind == "dd":
-                other = partner(k, "dd")
-                if other is not None and text[end : tokens[other][0]].strip():
-                    k = take(k, other, True, text[end : tokens[other][0]].strip())
-                    continue
-            elif kind == "open":
-                other = partner(k, "\\" + (")" if value.endswith("(") else "]"))
-                if other is not None:
-                    tex = text[end : tokens[other][0]]
-                    if tex.strip() and "\n\n" not in tex.strip("\n") or value.endswith("["):
-                        k = take(k, other, value.endswith("["), tex.strip())
-                        continue
-            elif kind == "d":
-                other = self.inline_dollar(text, tokens, k, partner)
-                if other is not None:
-                    k = take(k, other, False, text[end : tokens[other][0]])
-                    continue
-            k += 1
-        out.append(text[last:])
-        return "".join(out)
-
-    @staticmethod
-    def inline_dollar(text, tokens, k, partner) -> int | None:
-        """Pandoc's rule for ``$tex$``, plus the shapes of money, shell and R in real files."""
-        start, end = tokens[k][0], tokens[k][1]
-        after = text[end : end + 1]
-        if not after or after.isspace():
-            return None  # '$ git status', '$ 5'
-        if start > 0 and _WORD_BEFORE.match(text[start - 1]):
-            return None  # 'at least$1 billion', R's 'data$texts'
-        if _SHELL_VAR.match(text, start):
-            return None  # '$HOME', '${var.x}'
-        other = partner(k, "d")
-        if other is None or (k + 1 < len(tokens) and tokens[k + 1][2] == "code" and tokens[k + 1][0] < tokens[other][0]):
-            return None
-        close = tokens[other][0]
-        tex = text[end:close]
-        if text[close - 1].isspace() or text[close + 1 : close + 2].isdigit() or "\n\n" in tex:
-            return None  # '$1.3 million and $2.6 million'
-        if _PLAIN_WORD_BEFORE.search(text, end, close + 1):
-            return None  # R's 'data $texts, data$ images': math ends in symbols, not in a bare word
-        return other
-
-
-def _extract_math(text: str) -> tuple[str, list[tuple[bool, str]]]:
-    extractor = _MathExtractor()
-    pieces = [chunk if is_code else extractor.prose(chunk) for is_code, chunk in _split_fences(text)]
-    return "\n".join(pieces), extractor.formulas
-
-
-def _math_html(display: bool, tex: str) -> str:
-    body = html.escape(tex, quote=False)
-    return f"\\[{body}\\]" if display else f"\\({body}\\)"
+def _math_html(formula: Formula) -> str:
+    body = html.escape(formula.tex, quote=False)
+    return f"\\[{body}\\]" if formula.display else f"\\({body}\\)"
 
 
 # --- markdown and code ----------------------------------------------------------------------
@@ -347,7 +225,7 @@ def render_markdown(text: str) -> RenderedField:
     renderer.images = []
     body = md(source)
     images = tuple(renderer.images)
-    body = _MATH_SLOT.sub(lambda m: _math_html(*formulas[int(m.group(1))]), body)
+    body = _MATH_SLOT.sub(lambda m: _math_html(formulas[int(m.group(1))]), body)
     # A '$' left in the HTML is a real dollar sign: make sure no MathJax setting ever reads it as math.
     body = body.replace("$", "&#36;").strip()
     return RenderedField(body, images)

@@ -313,3 +313,47 @@ def test_book_of_agrees_with_the_parser(data):
 
     path = "lib/my-book/part-1.md"
     assert book_of(data, path) == parse_bytes(data, path).meta.source.strip()
+
+
+# --- math: doubtful formulas are warnings at their lines (FORMAT.md `suspect-math`) --------------------
+
+
+def _math_warnings(text: str) -> list[tuple[int, str]]:
+    parsed = parse_text(text, "m.md")
+    return [(d.location.line, d.message) for d in parsed.diagnostics if d.code == "suspect-math"]
+
+
+HEADER = "# Flashcards: B (Part 1)\n\n"
+
+
+def test_generator_habits_are_not_warned_about():
+    card = (
+        "#### T\nThe width $\\Delta t $ and width$\\Delta \\omega$, where $ p_i$ is\n"
+        ":p What is $\\pi_1 $ in terms of$\\pi_0$?\n??x\nIt is $$x^2$$ and costs $1.3 million and $2.6 million.\nx??\n"
+    )
+    assert _math_warnings(HEADER + card) == []
+
+
+@pytest.mark.parametrize(
+    "where, text, message",
+    [
+        ("context", "the rate$\\lambda to the service rate \\mu$ is", "words inside formula"),
+        ("answer", "Then $|t| \\to \\infty", "never closed"),
+        ("answer", "where 2^H = \\exp(H) is the perplexity", "no math delimiters"),
+        ("answer", "the value \\alpha + \\beta$ here", "has no opening"),
+        ("question", "What is $$x^2 here?", "'$$' is never closed"),
+        ("answer", "In \\(x + y here", "'\\(' is never closed"),
+    ],
+)
+def test_doubtful_math_is_warned_at_its_line(where, text, message):
+    lines = {"context": 5, "question": 7, "answer": 11}  # header, blank, heading, blank, context, blank, :p, ??x, ...
+    fields = {"context": "Some context.", "question": "Why?", "answer": "Line one.\n\nLine two."}
+    fields[where] = text if where != "answer" else "Line one.\n\n" + text
+    card = f"#### T\n\n{fields['context']}\n\n:p {fields['question']}\n??x\n{fields['answer']}\nx??\n"
+    (warning,) = _math_warnings(HEADER + card)
+    assert warning[0] == lines[where] and message in warning[1]
+
+
+def test_math_in_code_is_never_warned_about():
+    card = "#### T\nC\n:p Q?\n??x\n```sh\necho $HOME \\alpha $x\n```\nUse `$\\alpha` here.\nx??\n"
+    assert _math_warnings(HEADER + card) == []

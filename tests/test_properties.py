@@ -82,3 +82,23 @@ def test_renderer_output_is_inert(text):
 
 def vars_of(card):
     return (card.title, card.question, card.answer, card.context)
+
+
+MATH_PIECES = [
+    "$", "$$", " ", "\\alpha", "\\frac{a}{b}", "x", "_1", "^2", "{", "}", "word", "the cost", "5", "$5", "1.3 million",
+    "\\to", "\\infty", ",", ".", "\n", "\n\n", "`", "\\(", "\\)", "\\[", "\\]", "\\text{a b}", "=", "|", "-", "C:\\Users",
+]  # fmt: skip
+math_soup = st.lists(st.sampled_from(MATH_PIECES), max_size=40).map("".join)
+_CODE = re.compile(r"<div class=\"highlight\"[^>]*>|<pre.*?</pre>|<code>.*?</code>", re.DOTALL)  # fences, info strings, spans
+_MATH = re.compile(r"\\\(.*?\\\)|\\\[.*?\\\]", re.DOTALL)
+# a dollar left as a dollar right next to a TeX command, either side
+_DOLLAR_BY_TEX = re.compile(r"&#36;\s?\\[A-Za-z]{2,}|\\[A-Za-z]{2,}[}\s]?&#36;")
+
+
+@fuzz
+@given(math_soup)
+def test_no_field_shows_a_dollar_next_to_tex_outside_code(text):
+    html = render_markdown(text).html
+    prose = _MATH.sub("\N{SECTION SIGN}", _CODE.sub("\N{SECTION SIGN}", html))  # a formula is not white space
+    assert not _DOLLAR_BY_TEX.search(prose), html
+    assert "$" not in html
