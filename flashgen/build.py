@@ -33,7 +33,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 from . import __version__
 from .collect import Inputs, collect_existing
 from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, combine, dedupe
-from .lockfile import Lock, NoteState, lock_text, read_lock
+from .lockfile import MAX_TIME, Lock, NoteState, lock_text, read_lock
 from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
 from .names import slug
 from .notetype import notetype_hash
@@ -243,9 +243,12 @@ def _build_time(given: int | None) -> int:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
-            return int(epoch)
+            seconds = int(epoch)
         except ValueError:
-            raise FlashgenError(f"SOURCE_DATE_EPOCH must be whole seconds, not {epoch!r}") from None
+            seconds = -1
+        if not 0 <= seconds <= MAX_TIME:  # it becomes note times in the lock, which holds only these
+            raise FlashgenError(f"SOURCE_DATE_EPOCH must be whole seconds in 0..{MAX_TIME}, not {epoch!r}")
+        return seconds
     return int(time.time())
 
 

@@ -1,0 +1,109 @@
+"""Hostile state around a build (issue 16): the cache, the lock, the output folder, names.
+
+Every test here was written against the code before its fix and failed there.
+Where the claim is about Anki, the deck goes through the real Anki backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from flashgen.build import BuildOptions, build
+from flashgen.cli import main
+from flashgen.config import load_config
+from flashgen.lockfile import read_lock
+from flashgen.model import FlashgenError, Severity
+from flashgen.parse import parse_text
+from flashgen.render import RENDER_VERSION, render_markdown
+from tests.anki_helpers import flashgen_notes, fresh_collection, import_all
+from tests.html_check import live_markup
+
+T0 = 1_700_000_000
+HEADER = "# Flashcards: Hostile-Book_processed (Part 1)\n\n---\n\n"
+
+
+def card(i: int, answer: str = "A.", question: str | None = None) -> str:
+    return f"#### Card {i}\nContext {i}.\n:p {question or f'Question number {i}?'}\n??x\n{answer}\nx??\n\n---\n\n"
+
+
+def options_for(tmp_path: Path, **kwargs) -> BuildOptions:
+    return BuildOptions(out_dir=str(tmp_path / "out"), lock_path=str(tmp_path / "flashgen.lock"), build_time=T0, **kwargs)
+
+
+def write_source(tmp_path: Path, text: str, name: str = "cards.md") -> Path:
+    source = tmp_path / "in"
+    source.mkdir(exist_ok=True)
+    (source / name).write_text(text, encoding="utf-8")
+    return source
+
+
+def answers_in_anki(tmp_path: Path, packages) -> list[str]:
+    with fresh_collection(tmp_path / f"anki-{time.monotonic_ns()}") as col:
+        import_all(col, packages)
+        return sorted(note["Answer"] for note in flashgen_notes(col))
+
+
+# --- 5: the lock as a schema ---------------------------------------------------------------------
+
+GUID = "0085103f8b08d10f915f16e9"
+GOOD_NOTE = {"chapter": "Memory", "created": T0, "deck": "Book::01 Memory", "hash": "bfcf6020edc56377c08e", "mod": T0}
+
+
+def _lock(notetype=None, **note) -> str:
+    return json.dumps({"version": 1, "notetype": notetype or {"hash": "0123456789abcdef", "mod": T0}, "notes": {GUID: {**GOOD_NOTE, **note}}})
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        (_lock(notetype={"hash": "0123456789abcdef", "mod": 2**70}), "notetype.mod"),
+        ('{"version": 1, "notetype": {"hash": null, "mod": 1e400}, "notes": {}}', "notetype.mod"),
+        (_lock(notetype={"hash": 5, "mod": T0}), "notetype.hash"),
+        (_lock(mod=10**25), f"notes.{GUID}.mod"),
+        (_lock(created=10**25), f"notes.{GUID}.created"),
+        (_lock(mod=-1), f"notes.{GUID}.mod"),
+        (_lock(mod=True), f"notes.{GUID}.mod"),
+        (_lock(mod=1.5), f"notes.{GUID}.mod"),
+        (_lock(chapter=5), f"notes.{GUID}.chapter"),
+        (_lock(deck=["x"]), f"notes.{GUID}.deck"),
+        (_lock(deck="a\x1fb"), f"notes.{GUID}.deck"),
+        (_lock(hash={}), f"notes.{GUID}.hash"),
+        (_lock().replace(GUID, "../../etc"), "notes"),
+        ('{"version": 1, "notes": []}', "notes"),
+        ('{"version": 1, "notes": {"' + GUID + '": 3}}', f"notes.{GUID}"),
+        ("[]", "version"),
+    ],
+)
+def test_lock_values_are_range_checked(tmp_path, text, key):
+    path = tmp_path / "flashgen.lock"
+    path.write_text(text)
+    with pytest.raises(FlashgenError, match="malformed lock file") as caught:
+        read_lock(path)
+    assert key in str(caught.value)
+
+
+def test_a_huge_lock_time_is_a_usage_error_not_a_deck_anki_rejects(tmp_path, capsys):
+    source = write_source(tmp_path, HEADER + card(1))
+    (tmp_path / "flashgen.lock").write_text(_lock(notetype={"hash": "0123456789abcdef", "mod": 2**63 + 5}))
+    code = main(["build", str(source), "-o", str(tmp_path / "out"), "--lock", str(tmp_path / "flashgen.lock"), "-q"])
+    assert code == 2
+    assert "malformed lock file" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.apkg"))
+
+
+def test_a_lock_flashgen_wrote_reads_back(tmp_path):
+    source = write_source(tmp_path, HEADER + card(1) + card(2))
+    build([str(source)], options_for(tmp_path))
+    lock = read_lock(tmp_path / "flashgen.lock")
+    assert len(lock.notes) == 2 and lock.notetype_mod == T0
+
+
