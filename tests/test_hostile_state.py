@@ -107,3 +107,22 @@ def test_a_lock_flashgen_wrote_reads_back(tmp_path):
     assert len(lock.notes) == 2 and lock.notetype_mod == T0
 
 
+# --- 13: deck_template -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template", ["{book:>2000000}", "{book!r}", "{book.__class__}", "{book[0]}", "{number:0>9999}", "{chapter!s:^9}", "{}"]
+)
+def test_deck_template_allows_only_plain_fields(tmp_path, template):
+    path = tmp_path / "flashgen.toml"
+    path.write_text(f"deck_template = {json.dumps(template)}\n")
+    with pytest.raises(FlashgenError, match="deck_template"):
+        load_config(str(path))
+
+
+def test_plain_deck_templates_still_work(tmp_path):
+    path = tmp_path / "flashgen.toml"
+    path.write_text('deck_template = "Books::{book}::{{{number}}} {chapter}"\n')
+    assert load_config(str(path)).deck_template == "Books::{book}::{{{number}}} {chapter}"
+
+
