@@ -107,6 +107,18 @@ def test_a_lock_flashgen_wrote_reads_back(tmp_path):
     assert len(lock.notes) == 2 and lock.notetype_mod == T0
 
 
+# --- 12: names printed on a terminal ------------------------------------------------------------
+
+
+def test_file_names_with_terminal_escapes_are_printed_escaped(tmp_path, capsys):
+    source = write_source(tmp_path, HEADER + card(1))
+    (source / "evil\x1b]0;owned\x07.md").write_text(HEADER + "#### T\n:p Q?\n??x\nA\n", encoding="utf-8")
+    main(["check", str(source)])
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+    assert "evil\\x1b]0;owned\\x07.md" in err
+
+
 # --- 13: deck_template -----------------------------------------------------------------------------
 
 
