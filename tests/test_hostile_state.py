@@ -52,6 +52,34 @@ def answers_in_anki(tmp_path: Path, packages) -> list[str]:
         return sorted(note["Answer"] for note in flashgen_notes(col))
 
 
+# --- 2: control characters --------------------------------------------------------------------
+
+
+def test_control_characters_are_replaced_with_a_warning_at_their_line():
+    text = HEADER + "#### Ti\x1ftle\nCon\x0btext.\n:p Why\x07?\n??x\nA\x1fB\x7f\u2028C\tD\nx??\n"
+    parsed = parse_text(text, "c.md")
+    warned = [(d.code, d.location.line, d.severity) for d in parsed.diagnostics]
+    assert warned == [("control-character", line, Severity.WARNING) for line in (5, 6, 7, 9)]
+    (c,) = parsed.cards
+    for value in (c.title, c.context, c.question, c.answer):
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", value), repr(value)
+    assert c.answer == "A\ufffdB\ufffd\u2028C\tD"  # nothing lost: each one is visibly replaced
+
+
+def test_a_field_separator_in_card_text_no_longer_breaks_the_deck(tmp_path):
+    source = write_source(tmp_path, HEADER + card(1, "Yes\x1fno") + card(2))
+    (tmp_path / "in" / "b\x1fook").mkdir()
+    (tmp_path / "in" / "b\x1fook" / "nohead.md").write_text(card(3), encoding="utf-8")  # book from the folder name
+    (tmp_path / "in" / "head.md").write_text("# Flashcards: Se\x1fp (Part 1)\n\n" + card(4), encoding="utf-8")
+    report = build([str(source)], options_for(tmp_path))
+    assert {d.code for d in report.diagnostics} >= {"control-character"}
+    with fresh_collection(tmp_path / "anki") as col:
+        assert import_all(col, report.written)["new"] == 4
+        fields = [v for n in flashgen_notes(col) for v in n.fields]
+        decks = [d.name for d in col.decks.all_names_and_ids()]
+    assert not [v for v in fields + decks if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", v)]
+
+
 # --- 5: the lock as a schema ---------------------------------------------------------------------
 
 GUID = "0085103f8b08d10f915f16e9"
@@ -138,3 +166,35 @@ def test_plain_deck_templates_still_work(tmp_path):
     assert load_config(str(path)).deck_template == "Books::{book}::{{{number}}} {chapter}"
 
 
+# --- 14: deep nesting --------------------------------------------------------------------------------
+
+
+def _nested(depth: int) -> str:
+    return "\n".join("  " * i + "- item" for i in range(depth))
+
+
+def test_deep_list_nesting_is_flattened_with_a_warning():
+    parsed = parse_text(HEADER + card(1, _nested(200)), "deep.md")
+    deep = [d for d in parsed.diagnostics if d.code == "deep-nesting"]
+    assert len(deep) == 1 and deep[0].severity is Severity.WARNING
+    assert deep[0].location.line == 9 + 17  # the first answer line indented past the limit (34 columns)
+    assert max(len(line) - len(line.lstrip()) for line in parsed.cards[0].answer.split("\n")) <= 32
+    assert parsed.cards[0].answer.count("- item") == 200  # nothing lost
+
+
+def _parse_and_render_seconds(text: str) -> float:
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        for c in parse_text(text, "deep.md").cards:
+            render_markdown(c.answer)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def test_deeply_nested_lists_cost_linear_time():
+    small = HEADER + card(1, _nested(700))
+    large = HEADER + card(1, _nested(990))  # twice the bytes
+    assert 1.9 < len(large) / len(small) < 2.1
+    ratio = _parse_and_render_seconds(large) / _parse_and_render_seconds(small)
+    assert ratio < 3, ratio
