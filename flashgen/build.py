@@ -417,7 +417,14 @@ class _Done:
 @contextmanager
 def _exclusive(out_dir: str) -> Iterator[None]:
     """One build at a time writes into a folder: concurrent builds queue instead of mixing files."""
-    with open(os.path.join(out_dir, ".flashgen-build.lock"), "w") as handle:
+    from .package import open_no_follow
+
+    path = os.path.join(out_dir, ".flashgen-build.lock")
+    try:  # a link planted in the output folder must not be opened: "w" would have truncated its target
+        fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        raise FlashgenError(f"{path}: cannot open the build lock: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -480,8 +487,10 @@ def _settings_key(options: BuildOptions) -> str:
 
 
 def _read_state(out_dir: str) -> dict:
-    try:
-        with open(os.path.join(out_dir, STATE_FILE), encoding="utf-8") as handle:
+    from .package import open_no_follow
+
+    try:  # a state file behind a link is not this folder's: not read
+        with os.fdopen(open_no_follow(os.path.join(out_dir, STATE_FILE), os.O_RDONLY), encoding="utf-8") as handle:
             state = json.load(handle)
         return state if isinstance(state, dict) and state.get("version") == 1 else {}
     except (OSError, ValueError):

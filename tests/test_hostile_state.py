@@ -80,6 +80,61 @@ def test_a_field_separator_in_card_text_no_longer_breaks_the_deck(tmp_path):
     assert not [v for v in fields + decks if re.search(r"[\x00-\x08\x0b-\x1f\x7f]", v)]
 
 
+# --- 3, 11: state files in the output folder -------------------------------------------------
+
+
+def test_symlinked_build_lock_does_not_truncate_its_target(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    source = write_source(tmp_path, HEADER + card(1))
+    (tmp_path / "out").mkdir()
+    os.symlink(precious, tmp_path / "out" / ".flashgen-build.lock")
+    with pytest.raises(FlashgenError, match="symbolic link"):
+        build([str(source)], options_for(tmp_path))
+    assert precious.read_text() == "keep me"
+
+
+def test_symlinked_state_and_lock_files_are_replaced_not_written_through(tmp_path):
+    source = write_source(tmp_path, HEADER + card(1))
+    (tmp_path / "out").mkdir()
+    keep = '{"version": 1, "notes": {}, "notetype": {"hash": null, "mod": 0}}'
+    for name in ("state-target", "lock-target"):
+        (tmp_path / name).write_text(keep)
+    os.symlink(tmp_path / "state-target", tmp_path / "out" / ".flashgen-state.json")
+    os.symlink(tmp_path / "lock-target", tmp_path / "flashgen.lock")
+    report = build([str(source)], options_for(tmp_path))
+    assert report.written and (tmp_path / "state-target").read_text() == (tmp_path / "lock-target").read_text() == keep
+    assert not os.path.islink(tmp_path / "flashgen.lock") and read_lock(tmp_path / "flashgen.lock").notes
+
+
+def test_symlinked_state_file_is_not_believed(tmp_path):
+    source = write_source(tmp_path, HEADER + card(1))
+    options = options_for(tmp_path)
+    build([str(source)], options)
+    state = tmp_path / "out" / ".flashgen-state.json"
+    shutil.move(state, tmp_path / "elsewhere.json")
+    os.symlink(tmp_path / "elsewhere.json", state)
+    assert build([str(source)], options).written  # the state behind the link is not read: everything is rebuilt
+
+
+@pytest.mark.parametrize("umask, existing, expected", [(0o022, None, 0o644), (0o027, None, 0o640), (0o022, 0o664, 0o664)])
+def test_written_files_respect_the_umask_or_the_replaced_files_mode(tmp_path, umask, existing, expected):
+    source = write_source(tmp_path, HEADER + card(1))
+    lock = tmp_path / "flashgen.lock"
+    if existing is not None:
+        build([str(source)], options_for(tmp_path))
+        os.chmod(lock, existing)
+        (tmp_path / "in" / "cards.md").write_text(HEADER + card(1, "Changed."), encoding="utf-8")
+    old = os.umask(umask)
+    try:
+        report = build([str(source)], options_for(tmp_path))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(lock.stat().st_mode) == expected
+    if existing is None:
+        assert stat.S_IMODE(os.stat(report.written[0]).st_mode) == expected
+
+
 # --- 5: the lock as a schema ---------------------------------------------------------------------
 
 GUID = "0085103f8b08d10f915f16e9"
