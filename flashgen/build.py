@@ -31,7 +31,7 @@ from types import MappingProxyType
 from typing import Callable, Iterator, Mapping, Sequence
 
 from . import __version__
-from .collect import Inputs, collect_existing
+from .collect import Inputs, collect_existing, within
 from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, combine, dedupe
 from .lockfile import MAX_TIME, Lock, NoteState, lock_text, read_lock
 from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
@@ -234,7 +234,8 @@ def plan(
     """Collect, parse, dedupe and organise: the pure part of a build (parsing on ``jobs`` workers, default all cores)."""
     inputs = collect_existing(paths)
     with _workers(_jobs(jobs) if len(inputs.files) >= _PARALLEL_FROM else 1) as pool:
-        return _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
+        the_plan = _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
+    return dataclasses.replace(the_plan, diagnostics=inputs.diagnostics + the_plan.diagnostics)
 
 
 def _build_time(given: int | None) -> int:
@@ -265,9 +266,8 @@ def _resolve_image(url: str, origin: Location, root: str) -> tuple[str | None, b
             Severity.ERROR, "unsafe-image", f"image {url!r} is not a relative path inside the input folder; not bundled", origin
         )
     candidate = os.path.normpath(os.path.join(os.path.dirname(origin.path), path))
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(candidate)  # symlinks resolved: one pointing out of the tree is outside
-    if os.path.commonpath([real_root, real]) != real_root:
+    real = os.path.realpath(candidate)
+    if not within(real, root):  # the rule input files follow too
         return None, None, Diagnostic(
             Severity.ERROR, "unsafe-image", f"image {url!r} leads outside the input folder; not read", origin
         )
@@ -578,7 +578,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         figures = _BookFigures.of(the_plan)
         # the parsed cards (if they came back from the workers at all) are no longer needed
         the_plan = dataclasses.replace(the_plan, files=tuple(dataclasses.replace(f, cards=()) for f in the_plan.files))
-        diagnostics = list(the_plan.diagnostics)
+        diagnostics = list(the_plan.diagnostics) + list(inputs.diagnostics)  # missing paths raised already
         for record in reused.values():
             diagnostics += [_diagnostic_from(d) for d in record["diagnostics"]]
 

@@ -147,7 +147,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     inputs = collect_existing(args.paths)
     parsed = [parse_file(path) for path in inputs.files]
-    diagnostics = [d for p in parsed for d in p.diagnostics]
+    diagnostics = list(inputs.diagnostics) + [d for p in parsed for d in p.diagnostics]
     cards = sum(len(p.cards) for p in parsed)
     questions = sum(p.questions for p in parsed)
     if args.json:

@@ -135,6 +135,24 @@ def test_written_files_respect_the_umask_or_the_replaced_files_mode(tmp_path, um
         assert stat.S_IMODE(os.stat(report.written[0]).st_mode) == expected
 
 
+# --- 4: input files behind symlinks ----------------------------------------------------------
+
+
+def test_input_file_linked_from_outside_the_tree_is_not_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text(HEADER + card(7, "TOP SECRET"), encoding="utf-8")
+    source = write_source(tmp_path, HEADER + card(1))
+    os.symlink(outside / "secret.md", source / "secret.md")
+    os.symlink(source / "cards.md", source / "alias.md")  # a link inside the tree is fine
+    report = build([str(source)], options_for(tmp_path))
+    assert [(Path(d.location.path).name, d.code, d.severity) for d in report.diagnostics] == [
+        ("secret.md", "unsafe-input", Severity.ERROR)
+    ]
+    assert "TOP SECRET" not in " ".join(answers_in_anki(tmp_path, report.written))
+    assert report.files == 2
+
+
 # --- 5: the lock as a schema ---------------------------------------------------------------------
 
 GUID = "0085103f8b08d10f915f16e9"
