@@ -34,6 +34,7 @@ __all__ = [
     "RenderedCard",
     "finish_images",
     "unsafe_markup",
+    "well_formed",
     "note_css",
     "RENDER_VERSION",
 ]
@@ -422,6 +423,21 @@ def unsafe_markup(fragment: str) -> list[str]:
             elif name == "style" and tag not in ("td", "th"):
                 problems.append(f"style on <{tag}>")
     return problems
+
+
+def well_formed(field: RenderedField) -> bool:
+    """Whether ``field`` is something :func:`render_markdown` could have made.
+
+    Text HTML with no live markup, images as (path, alt) text pairs, and every image
+    slot naming one of them: what the render cache must check before serving a field.
+    """
+    if not isinstance(field.html, str) or not isinstance(field.images, tuple):
+        return False
+    if not all(isinstance(i, tuple) and len(i) == 2 and all(isinstance(x, str) for x in i) for i in field.images):
+        return False
+    if any(int(m.group(1)) >= len(field.images) for m in _IMG_SLOT.finditer(field.html)):
+        return False
+    return not unsafe_markup(field.html)
 
 
 # Labels the generator put in front of context; the back template has its own "Background" heading.

@@ -65,5 +65,6 @@ def golden(request: pytest.FixtureRequest):
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path_factory, monkeypatch):
-    """Builds in tests use a render cache of their own, never the user's."""
+    """Builds in tests use a render cache (and cache secret) of their own, never the user's."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-state"))

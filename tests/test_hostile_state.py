@@ -52,6 +52,79 @@ def answers_in_anki(tmp_path: Path, packages) -> list[str]:
         return sorted(note["Answer"] for note in flashgen_notes(col))
 
 
+# --- 1 and 9: the render cache ----------------------------------------------------------------
+
+
+def _cache_db(folder: Path) -> sqlite3.Connection:
+    return sqlite3.connect(folder / f"render-v{RENDER_VERSION}.sqlite")
+
+
+def _rebuild_from_cache(tmp_path: Path, poison) -> list[str]:
+    """Build once (filling the cache), let ``poison`` edit the cache, rebuild from scratch; the answers Anki sees."""
+    source = write_source(tmp_path, HEADER + card(1, "A.") + card(2, "B."))
+    options = options_for(tmp_path, cache_dir=str(tmp_path / ".fgcache"), jobs=1)
+    build([str(source)], options)
+    with _cache_db(tmp_path / ".fgcache") as db:
+        assert poison(db) > 0
+    shutil.rmtree(tmp_path / "out")
+    report = build([str(source)], options)
+    return answers_in_anki(tmp_path, report.written)
+
+
+def test_poisoned_cache_entry_ships_no_script(tmp_path):
+    answers = _rebuild_from_cache(
+        tmp_path,
+        lambda db: db.execute(
+            "update cards set value = replace(value, '<p>A.</p>', '<p>A.</p><script>alert(1)</script>')"
+        ).rowcount,
+    )
+    assert answers == ["<p>A.</p>", "<p>B.</p>"]
+    assert all(live_markup(a) == [] for a in answers)
+
+
+def test_cache_entry_with_other_harmless_html_is_not_trusted_either(tmp_path):
+    # no markup check can see this: only an entry flashgen itself wrote may be served
+    answers = _rebuild_from_cache(
+        tmp_path, lambda db: db.execute("update cards set value = replace(value, '<p>A.</p>', '<p>Z.</p>')").rowcount
+    )
+    assert answers == ["<p>A.</p>", "<p>B.</p>"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "[[1,[]],[1,[]],[1,[]],[1,[]]]",
+        "[]",
+        "null",
+        '{"a": 1}',
+        '[["\ue0027\ue003",[]],["q",[]],["a",[]],["c",[]]]',
+        '[["t",[[1]]],["q",[]],["a",[]],["c",[]]]',
+        "not json",
+    ],
+    ids=["ints", "empty", "null", "object", "slot-without-image", "bad-image", "not-json"],
+)
+def test_damaged_cache_entry_is_a_miss(tmp_path, value):
+    answers = _rebuild_from_cache(tmp_path, lambda db: db.execute("update cards set value = ?", (value,)).rowcount)
+    assert answers == ["<p>A.</p>", "<p>B.</p>"]
+
+
+def test_cache_refuses_entries_a_renderer_could_not_have_made(tmp_path):
+    """Even an entry under a valid key fails when it holds live markup or broken image slots (defence in depth)."""
+    from flashgen import cache as cache_module
+    from flashgen.render import RenderedCard, RenderedField
+
+    store = cache_module.RenderCache(str(tmp_path / "c"))
+    plain = RenderedField("<p>x</p>")
+    bad = {
+        "script": RenderedCard(plain, plain, RenderedField("<script>alert(1)</script>"), plain),
+        "slot": RenderedCard(plain, plain, RenderedField("\ue0021\ue003"), plain),
+    }
+    store.put_many(bad)
+    store.put_many({"good": RenderedCard(plain, plain, plain, plain)})
+    assert set(store.get_many(["script", "slot", "good"])) == {"good"}
+    store.close()
+
+
 # --- 2: control characters --------------------------------------------------------------------
 
 
