@@ -39,7 +39,7 @@ from .names import slug
 from .notetype import notetype_hash
 from .organise import Book, Chapter, Settings, note_tags, organise, source_text
 from .parse import book_of, parse_file
-from .render import RenderedCard, finish_images, render_card, unsafe_markup
+from .render import RenderedCard, finish_images, inert_anki_syntax, render_card, unsafe_markup
 
 __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"]
 
@@ -294,7 +294,7 @@ def _note_fields(note: Note, book: Book, chapter: Chapter, card: RenderedCard, m
         finish_images(card.answer, media_names),
         finish_images(card.title, media_names),
         finish_images(card.context, media_names),
-        html.escape(source_text(note, book, chapter), quote=False),
+        inert_anki_syntax(html.escape(source_text(note, book, chapter), quote=False)),
     )
 
 

@@ -23,7 +23,7 @@ from flashgen.config import load_config
 from flashgen.lockfile import read_lock
 from flashgen.model import FlashgenError, Severity
 from flashgen.parse import parse_text
-from flashgen.render import RENDER_VERSION, render_markdown
+from flashgen.render import RENDER_VERSION, finish_images, render_markdown
 from tests.anki_helpers import flashgen_notes, fresh_collection, import_all
 from tests.html_check import live_markup
 
@@ -279,6 +279,51 @@ def test_a_lock_flashgen_wrote_reads_back(tmp_path):
     build([str(source)], options_for(tmp_path))
     lock = read_lock(tmp_path / "flashgen.lock")
     assert len(lock.notes) == 2 and lock.notetype_mod == T0
+
+
+# --- 10: Anki's own syntax ---------------------------------------------------------------------
+
+ANKI_SYNTAX = [
+    "[sound:evil.mp3]",
+    "[SOUND:evil.mp3]",
+    "[latex]\\input{/etc/passwd}[/latex]",
+    "[LaTeX]x[/LaTeX]",
+    "[$]x^2[/$]",
+    "[$$]y^2[/$$]",
+    "[anki:tts lang=en_US]spoken[/anki:tts]",
+    "[anki:play:a:0]",
+    "`[sound:in-code.mp3]`",
+    "```\n[sound:in-block.mp3]\n[latex]x[/latex]\n```",
+    "![[sound:alt.mp3]](missing.png)",
+]
+
+
+def test_anki_sound_and_latex_syntax_in_card_text_stays_text(tmp_path):
+    body = "".join(card(i, f"Before {s} after.", f"Question {i} {s}?") for i, s in enumerate(ANKI_SYNTAX))
+    source = write_source(tmp_path, "# Flashcards: Book [sound:book.mp3] (Part 1)\n\n---\n\n" + body)
+    report = build([str(source)], options_for(tmp_path))
+    with fresh_collection(tmp_path / "anki") as col:
+        assert import_all(col, report.written)["new"] == len(ANKI_SYNTAX)
+        for note in flashgen_notes(col):
+            for c in note.cards():
+                out = c.render_output(reload=True)
+                assert list(out.question_av_tags) == [] and list(out.answer_av_tags) == [], note["Question"]
+                assert "latex-" not in out.answer_text and "[anki:" not in out.answer_text, note["Answer"]
+        assert col.media.check().missing == []
+
+
+@pytest.mark.parametrize("macro", ["href", "class", "style", "cssId", "data", "unicode", "require", "bbox", "mmlToken"])
+def test_mathjax_html_extension_macros_are_neutralised(macro):
+    texts = (
+        f"$$\\{macro}{{javascript:alert(1)}}{{x}}$$",
+        f"Inline $\\{macro}{{a}}{{b}}$ here.",
+        f"\\(\\{macro} {{a}}{{b}}\\)",
+        f"\\\\(\\{macro}{{javascript:alert(1)}}{{x}}\\\\)",  # delimiters that reach the page as text
+    )
+    for text in texts:
+        field = finish_images(render_markdown(text), {})
+        assert not re.search(r"\\" + macro + r"(?![A-Za-z])", field), field
+    assert "\\hrefx" in finish_images(render_markdown("$\\hrefx$"), {})  # another control word, left alone
 
 
 # --- 12: names printed on a terminal ------------------------------------------------------------
