@@ -31,15 +31,15 @@ from types import MappingProxyType
 from typing import Callable, Iterator, Mapping, Sequence
 
 from . import __version__
-from .collect import Inputs, collect_existing
+from .collect import Inputs, collect_existing, within
 from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, combine, dedupe
-from .lockfile import Lock, NoteState, lock_text, read_lock
+from .lockfile import MAX_TIME, Lock, NoteState, lock_text, read_lock
 from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
 from .names import slug
 from .notetype import notetype_hash
 from .organise import Book, Chapter, Settings, note_tags, organise, source_text
 from .parse import book_of, parse_file
-from .render import RenderedCard, finish_images, render_card, unsafe_markup
+from .render import RenderedCard, finish_images, inert_anki_syntax, render_card, unsafe_markup
 
 __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"]
 
@@ -234,7 +234,8 @@ def plan(
     """Collect, parse, dedupe and organise: the pure part of a build (parsing on ``jobs`` workers, default all cores)."""
     inputs = collect_existing(paths)
     with _workers(_jobs(jobs) if len(inputs.files) >= _PARALLEL_FROM else 1) as pool:
-        return _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
+        the_plan = _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
+    return dataclasses.replace(the_plan, diagnostics=inputs.diagnostics + the_plan.diagnostics)
 
 
 def _build_time(given: int | None) -> int:
@@ -243,9 +244,12 @@ def _build_time(given: int | None) -> int:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch:
         try:
-            return int(epoch)
+            seconds = int(epoch)
         except ValueError:
-            raise FlashgenError(f"SOURCE_DATE_EPOCH must be whole seconds, not {epoch!r}") from None
+            seconds = -1
+        if not 0 <= seconds <= MAX_TIME:  # it becomes note times in the lock, which holds only these
+            raise FlashgenError(f"SOURCE_DATE_EPOCH must be whole seconds in 0..{MAX_TIME}, not {epoch!r}")
+        return seconds
     return int(time.time())
 
 
@@ -262,9 +266,8 @@ def _resolve_image(url: str, origin: Location, root: str) -> tuple[str | None, b
             Severity.ERROR, "unsafe-image", f"image {url!r} is not a relative path inside the input folder; not bundled", origin
         )
     candidate = os.path.normpath(os.path.join(os.path.dirname(origin.path), path))
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(candidate)  # symlinks resolved: one pointing out of the tree is outside
-    if os.path.commonpath([real_root, real]) != real_root:
+    real = os.path.realpath(candidate)
+    if not within(real, root):  # the rule input files follow too
         return None, None, Diagnostic(
             Severity.ERROR, "unsafe-image", f"image {url!r} leads outside the input folder; not read", origin
         )
@@ -291,7 +294,7 @@ def _note_fields(note: Note, book: Book, chapter: Chapter, card: RenderedCard, m
         finish_images(card.answer, media_names),
         finish_images(card.title, media_names),
         finish_images(card.context, media_names),
-        html.escape(source_text(note, book, chapter), quote=False),
+        inert_anki_syntax(html.escape(source_text(note, book, chapter), quote=False)),
     )
 
 
@@ -414,7 +417,14 @@ class _Done:
 @contextmanager
 def _exclusive(out_dir: str) -> Iterator[None]:
     """One build at a time writes into a folder: concurrent builds queue instead of mixing files."""
-    with open(os.path.join(out_dir, ".flashgen-build.lock"), "w") as handle:
+    from .package import open_no_follow
+
+    path = os.path.join(out_dir, ".flashgen-build.lock")
+    try:  # a link planted in the output folder must not be opened: "w" would have truncated its target
+        fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        raise FlashgenError(f"{path}: cannot open the build lock: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -477,8 +487,10 @@ def _settings_key(options: BuildOptions) -> str:
 
 
 def _read_state(out_dir: str) -> dict:
-    try:
-        with open(os.path.join(out_dir, STATE_FILE), encoding="utf-8") as handle:
+    from .package import open_no_follow
+
+    try:  # a state file behind a link is not this folder's: not read
+        with os.fdopen(open_no_follow(os.path.join(out_dir, STATE_FILE), os.O_RDONLY), encoding="utf-8") as handle:
             state = json.load(handle)
         return state if isinstance(state, dict) and state.get("version") == 1 else {}
     except (OSError, ValueError):
@@ -566,7 +578,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         figures = _BookFigures.of(the_plan)
         # the parsed cards (if they came back from the workers at all) are no longer needed
         the_plan = dataclasses.replace(the_plan, files=tuple(dataclasses.replace(f, cards=()) for f in the_plan.files))
-        diagnostics = list(the_plan.diagnostics)
+        diagnostics = list(the_plan.diagnostics) + list(inputs.diagnostics)  # missing paths raised already
         for record in reused.values():
             diagnostics += [_diagnostic_from(d) for d in record["diagnostics"]]
 

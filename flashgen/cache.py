@@ -5,27 +5,80 @@ did not change renders to the same HTML, so it is rendered once and kept in a
 SQLite file under the user cache folder. The key covers flashgen's version,
 the renderer's version and the code themes, so an upgrade never serves stale
 HTML. Values are JSON, never pickles: a cache folder is not trusted code.
+
+Nor is it trusted data: ``cache_dir`` can come from a committed config, so a
+repository can bring its own cache. Every value is stored with an HMAC under a
+per-user secret kept outside any cache folder (in the user's state folder), so
+only entries this user's flashgen wrote are served; and each served field is
+checked as strictly as fresh output (:func:`flashgen.render.well_formed`).
+Anything else is a miss: the card is rendered again and the entry replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import sqlite3
 from typing import Iterable, Mapping
 
 from . import __version__
-from .render import DARK_STYLE, LIGHT_STYLE, RENDER_VERSION, RenderedCard, RenderedField
+from .render import DARK_STYLE, LIGHT_STYLE, RENDER_VERSION, RenderedCard, RenderedField, well_formed
 
-__all__ = ["RenderCache", "default_cache_dir", "card_key"]
+__all__ = ["RenderCache", "default_cache_dir", "card_key", "secret_path"]
 
 _SALT = f"flashgen {__version__}\x1frender {RENDER_VERSION}\x1f{LIGHT_STYLE}\x1f{DARK_STYLE}\x1f"
+_MAC_LENGTH = 64  # hex digits of an HMAC-SHA256, in front of each stored value
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "flashgen")
+
+
+def secret_path() -> str:
+    """Where the cache's per-user secret lives: the user's state folder, never a cache folder
+    (CI systems share cache folders between branches; they do not share this)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "flashgen", "render-cache.key")
+
+
+def _read_secret(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        secret = handle.read(200).strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path}: cache secret is damaged; delete it to make a new one")
+    return secret
+
+
+def _secret(path: str) -> bytes:
+    """The per-user secret, made on first use (0600, created whole: written aside, then linked into place)."""
+    secret = _read_secret(path)
+    if secret is not None:
+        return secret
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    tmp = f"{path}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode("ascii"))
+        try:
+            os.link(tmp, path)  # never replaces: a concurrent build's secret wins and both use it
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+    secret = _read_secret(path)
+    if secret is None:
+        raise FileNotFoundError(path)
+    return secret
 
 
 def card_key(title: str, question: str, answer: str, context: str) -> str:
@@ -38,21 +91,49 @@ def _encode(card: RenderedCard) -> str:
     return json.dumps([[f.html, [list(i) for i in f.images]] for f in fields], ensure_ascii=False)
 
 
-def _decode(value: str) -> RenderedCard:
-    fields = [RenderedField(html, tuple(tuple(i) for i in images)) for html, images in json.loads(value)]
+def _decode(value: str) -> RenderedCard | None:
+    """The card a stored JSON value holds, or None when it has any other shape."""
+    data = json.loads(value)
+    if not isinstance(data, list) or len(data) != 4:
+        return None
+    fields = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], list)):
+            return None
+        images = tuple(tuple(i) if isinstance(i, list) else i for i in item[1])
+        field = RenderedField(item[0], images)
+        if not well_formed(field):
+            return None
+        fields.append(field)
     return RenderedCard(*fields)
 
 
 class RenderCache:
     """Rendered cards by :func:`card_key`; every failure degrades to a cache miss, never to a failed build."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, secret: bytes | None = None):
+        self._secret = secret if secret is not None else _secret(secret_path())
         self.path = os.path.join(folder, f"render-v{RENDER_VERSION}.sqlite")
         os.makedirs(folder, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS cards (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.commit()
+
+    def _mac(self, key: str, payload: str) -> str:
+        message = f"{key}\x1e{payload}".encode("utf-8", "surrogatepass")
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+    def _open(self, key: str, value) -> RenderedCard | None:
+        if not isinstance(value, str):
+            return None
+        mac, payload = value[:_MAC_LENGTH], value[_MAC_LENGTH:]
+        if not hmac.compare_digest(mac.encode("ascii", "replace"), self._mac(key, payload).encode("ascii")):
+            return None  # not written by this user's flashgen, or not for this key
+        try:
+            return _decode(payload)
+        except (ValueError, TypeError, RecursionError):
+            return None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, RenderedCard]:
         found: dict[str, RenderedCard] = {}
@@ -61,17 +142,18 @@ class RenderCache:
             batch = keys[start : start + 500]
             marks = ",".join("?" * len(batch))
             for key, value in self._db.execute(f"SELECT key, value FROM cards WHERE key IN ({marks})", batch):
-                try:
-                    found[key] = _decode(value)
-                except (ValueError, TypeError):
-                    continue  # a damaged entry is a miss
+                card = self._open(key, value)
+                if card is not None:  # anything else is a miss: rendered again, and replaced
+                    found[key] = card
         return found
 
     def put_many(self, cards: Mapping[str, RenderedCard]) -> None:
+        rows = []
+        for key, card in cards.items():
+            payload = _encode(card)
+            rows.append((key, self._mac(key, payload) + payload))
         with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO cards (key, value) VALUES (?, ?)", [(k, _encode(c)) for k, c in cards.items()]
-            )
+            self._db.executemany("INSERT OR REPLACE INTO cards (key, value) VALUES (?, ?)", rows)
 
     def close(self) -> None:
         self._db.close()

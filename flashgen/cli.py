@@ -40,13 +40,24 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _printable(text: str) -> str:
+    """Text safe to write to a terminal: control and other non-printable characters as Python escapes.
+
+    File names and messages come from the input; a name holding ESC could move the
+    cursor, retitle the window or hide the lines before it. Printable text, any script, is kept.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _print_diagnostics(diagnostics: Sequence[Diagnostic], args: argparse.Namespace, stream: TextIO) -> None:
     for d in diagnostics:
         if args.quiet and d.severity is not Severity.ERROR:
             continue
         if d.severity is Severity.NOTICE and not args.verbose:
             continue
-        print(f"{d.location}: {d.severity}: {d.message}", file=stream)
+        print(_printable(f"{d.location}: {d.severity}: {d.message}"), file=stream)
 
 
 def _exit_code(diagnostics: Sequence[Diagnostic], strict: bool) -> int:
@@ -136,7 +147,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     inputs = collect_existing(args.paths)
     parsed = [parse_file(path) for path in inputs.files]
-    diagnostics = [d for p in parsed for d in p.diagnostics]
+    diagnostics = list(inputs.diagnostics) + [d for p in parsed for d in p.diagnostics]
     cards = sum(len(p.cards) for p in parsed)
     questions = sum(p.questions for p in parsed)
     if args.json:
@@ -353,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except FlashgenError as exc:
-        print(f"flashgen: error: {exc}", file=sys.stderr)
+        print(_printable(f"flashgen: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("flashgen: interrupted", file=sys.stderr)
@@ -363,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug in flashgen, not a problem with the input
         if args.verbose:
             raise
-        print(f"flashgen: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)", file=sys.stderr)
+        print(_printable(f"flashgen: internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"), file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .model import Diagnostic, FlashgenError, Location, Severity
 
-__all__ = ["Inputs", "collect", "collect_existing", "INPUT_SUFFIXES"]
+__all__ = ["Inputs", "collect", "collect_existing", "within", "INPUT_SUFFIXES"]
 
 INPUT_SUFFIXES = (".md", ".txt")
 
@@ -23,6 +23,16 @@ class Inputs:
     @property
     def missing(self) -> tuple[Diagnostic, ...]:
         return tuple(d for d in self.diagnostics if d.code == "missing-path")
+
+
+def within(path: str, root: str) -> bool:
+    """Whether ``path``, with every symlink resolved, lies inside ``root`` (resolved too).
+
+    The one containment rule for everything flashgen reads because of the input:
+    input files found under a folder, and the images cards name.
+    """
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
 
 
 def _walk(root: str) -> list[str]:
@@ -48,7 +58,11 @@ def collect(paths: list[str] | tuple[str, ...]) -> Inputs:
         path = os.path.normpath(os.fspath(raw))
         if os.path.isdir(path):
             for file in _walk(path):
-                seen.setdefault(file, path)
+                if within(file, path):
+                    seen.setdefault(file, path)
+                elif file not in seen:  # a link out of the tree: its target is never opened
+                    message = "input file links outside the input folder; not read"
+                    diagnostics.append(Diagnostic(Severity.ERROR, "unsafe-input", message, Location(file)))
         elif os.path.lexists(path):
             seen.setdefault(path, os.path.dirname(path) or ".")
         else:

@@ -8,6 +8,7 @@ Unknown keys and wrong types are errors naming the key.
 from __future__ import annotations
 
 import os
+import string
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -109,13 +110,36 @@ def _check(key: str, value: Any, path: str) -> Any:
     if key == "split" and value not in ("book", "chapter", "none"):
         raise bad()
     if key == "deck_template":
-        try:
-            value.format(book="b", number="01", chapter="c")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise FlashgenError(f"{path}: 'deck_template' is not a valid template: {exc}") from None
+        problem = _template_problem(value)
+        if problem:
+            raise FlashgenError(f"{path}: 'deck_template' is not a valid template: {problem}")
     if key in ("lock", "out", "cache_dir"):
         return os.path.normpath(os.path.join(os.path.dirname(path), os.path.expanduser(value)))
     return value
+
+
+_TEMPLATE_FIELDS = ("book", "number", "chapter")
+
+
+def _template_problem(template: str) -> str | None:
+    """Why a deck template is refused, or None.
+
+    Only bare ``{book}``, ``{number}`` and ``{chapter}``: a format spec (``{book:>2000000}``)
+    or conversion would let a committed config blow every deck name, and the lock, up to
+    megabytes; attribute and index lookups reach into Python objects.
+    """
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        return str(exc)
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in _TEMPLATE_FIELDS:
+            return f"unknown field {{{name}}} (known: {', '.join('{' + f + '}' for f in _TEMPLATE_FIELDS)})"
+        if spec or conversion:
+            return f"{{{name}}} may not carry a format ('!' or ':'); write {{{name}}} alone"
+    return None
 
 
 def load_config(path: str | None) -> Config:

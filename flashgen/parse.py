@@ -63,6 +63,37 @@ TEMPLATE_LEFTOVERS = (
 )
 
 
+# Anki separates a note's fields with \x1f: one in card text splits the note and Anki refuses
+# the whole deck. No control character has a use in card text except tab and the line breaks
+# (which never reach a line); each is replaced, visibly, with a warning at its line.
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+# Indentation past this many columns (tabs count 4) is cut back to it outside code: it
+# nests lists 16 deep, and mistune's cost grows faster than the text with list depth.
+MAX_INDENT = 32
+_INDENT = re.compile(r"[ \t]*")
+
+
+def _without_controls(lines: list[str]) -> tuple[list[str], list[tuple[int, str]]]:
+    """Lines with each control character replaced by U+FFFD, and (index, characters) of each line that had any."""
+    cleaned, found = list(lines), []
+    for i, line in enumerate(lines):
+        if _CONTROL_CHARS.search(line):
+            found.append((i, "".join(sorted(set(_CONTROL_CHARS.findall(line))))))
+            cleaned[i] = _CONTROL_CHARS.sub("\ufffd", line)
+    return cleaned, found
+
+
+def _flattened(line: str) -> str | None:
+    """The line with its indentation cut to MAX_INDENT columns, or None when it is within them."""
+    if not line[: MAX_INDENT // 4].isspace():  # the common case, cheaply: a tab is 4 columns at most
+        return None
+    indent = _INDENT.match(line).group()
+    if len(indent.expandtabs(4)) <= MAX_INDENT:
+        return None
+    return " " * MAX_INDENT + line[len(indent) :]
+
+
 def _classify(line: str) -> int:
     if not line.strip():
         return BLANK
@@ -159,6 +190,7 @@ class _Block:
     lines: list[str] = field(default_factory=list)
     fences_to_close: list[str] = field(default_factory=list)
     numbers: list[int] = field(default_factory=list)  # the file line (1-based) of each of ``lines``
+    flattened: bool = False  # a deep-nesting warning was given for this block
 
     def add(self, text: str, number: int) -> None:
         self.lines.append(text)
@@ -244,7 +276,14 @@ class _Parser:
 
     # helpers -------------------------------------------------------------
     def add_line(self, block: _Block, i: int, text: str | None = None) -> None:
-        block.add(self.lines[i] if text is None else text, i + 1)
+        text = self.lines[i] if text is None else text
+        flat = None if self.in_code[i] else _flattened(text)
+        if flat is not None:
+            text = flat
+            if not block.flattened:
+                block.flattened = True
+                self.warn("deep-nesting", i + 1, f"indented more than {MAX_INDENT} columns; deeper lines cut back to {MAX_INDENT}")
+        block.add(text, i + 1)
         if i in self.unclosed:
             block.fences_to_close.append(self.unclosed[i])
             self.warn("unclosed-fence", i + 1, "code fence is never closed; closed at the end of its block")
@@ -591,7 +630,7 @@ def _meta_from_name(path: str) -> tuple[str, int | None, Variant]:
     """What a header-less file's name says: book from its folder, part and variant from its name."""
     stem = os.path.splitext(os.path.basename(path))[0]
     folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
-    book = folder or stem
+    book = _CONTROL_CHARS.sub("\ufffd", folder or stem)
     part = _PART_IN_NAME.search(stem)
     variant = Variant.HIGH_QUALITY if _HQ_IN_NAME.search(stem) else Variant.PLAIN
     return book, int(part.group(1)) if part else None, variant
@@ -610,7 +649,11 @@ def parse_text(text: str, path: str = "<text>") -> ParsedFile:
     lines = split_lines(text)
     if lines and lines[-1] == "":
         lines.pop()
+    lines, controls = _without_controls(lines) if _CONTROL_CHARS.search(text) else (lines, [])
     parser = _Parser(lines, path)
+    for i, chars in controls:
+        shown = ", ".join(f"U+{ord(c):04X}" for c in chars)
+        parser.warn("control-character", i + 1, f"control character {shown} replaced by U+FFFD")
     if not any(line.strip() for line in lines):
         parser.report(Severity.ERROR, "empty-file", 0, "file is empty")
     else:
@@ -724,7 +767,7 @@ def book_of(data: bytes, path: str) -> str:
     if text is None:
         return fallback  # parse_bytes names an unusable file's book the same way
     for match in _LINE.finditer(text):  # lazily: the header is near the top, files can be large
-        line = match.group(1)
+        line = _CONTROL_CHARS.sub("\ufffd", match.group(1))
         kind = _classify(line)
         if kind == HEADER:
             return _HEADER.match(line).group("source").strip()

@@ -32,7 +32,9 @@ __all__ = [
     "render_card",
     "RenderedCard",
     "finish_images",
+    "inert_anki_syntax",
     "unsafe_markup",
+    "well_formed",
     "note_css",
     "RENDER_VERSION",
 ]
@@ -240,8 +242,33 @@ def render_inline(text: str) -> RenderedField:
     return RenderedField(body, field.images)
 
 
+# Anki reads its own syntax in field text, wherever it stands in the HTML: '[sound:x]' and
+# '[anki:tts]...' play or speak, '[anki:play:...]' is a play button, '[latex]', '[$]', '[$$]'
+# ask for LaTeX images. Breaking the '[' with an entity keeps the text as it looks: Anki
+# matches the raw field, the browser shows '['.
+_ANKI_SYNTAX = re.compile(r"\[(?=sound:|anki:|/?latex\]|/?\$\$?\])", re.IGNORECASE)
+# The MathJax Anki ships (3.2, tex-chtml-full) loads the 'html' extension: '\href{javascript:...}'
+# is a live link, '\class', '\style', '\cssId' set attributes; '\bbox' and '\mmlToken' take
+# styles and attributes, '\unicode' fonts, '\require' loads more. No card needs them. A
+# zero-width space after the backslash unmakes the control word, in math and in text alike
+# (MathJax reads the page's text, where an entity is already that character).
+_MATHJAX_HTML = re.compile(r"\\(?=(?:href|class|style|cssId|data|unicode|require|bbox|mmlToken)(?![A-Za-z]))")
+
+
+def inert_anki_syntax(field_html: str) -> str:
+    """Field HTML with the syntax Anki and its MathJax would act on turned into text that looks the same."""
+    if "[" in field_html:
+        field_html = _ANKI_SYNTAX.sub("&#91;", field_html)
+    if "\\" in field_html:
+        field_html = _MATHJAX_HTML.sub("\\&#8203;", field_html)
+    return field_html
+
+
 def finish_images(field: RenderedField, media_names: dict[str, str | None]) -> str:
-    """Put images back: a bundled file's media name, or its alt text when it could not be bundled."""
+    """Put images back: a bundled file's media name, or its alt text when it could not be bundled.
+
+    The result is the field as Anki stores it, so Anki's own syntax is made inert here (:func:`inert_anki_syntax`).
+    """
 
     def put_back(m: re.Match) -> str:
         path, alt = field.images[int(m.group(1))]
@@ -250,7 +277,7 @@ def finish_images(field: RenderedField, media_names: dict[str, str | None]) -> s
             return f'<span class="fg-missing-image">[{html.escape(alt or path)}]</span>'
         return f'<img src="{html.escape(name, quote=True)}" alt="{html.escape(alt, quote=True)}">'
 
-    return _IMG_SLOT.sub(put_back, field.html)
+    return inert_anki_syntax(_IMG_SLOT.sub(put_back, field.html))
 
 
 # The markup card fields may contain: everything flashgen itself writes, nothing else.
@@ -300,6 +327,21 @@ def unsafe_markup(fragment: str) -> list[str]:
             elif name == "style" and tag not in ("td", "th"):
                 problems.append(f"style on <{tag}>")
     return problems
+
+
+def well_formed(field: RenderedField) -> bool:
+    """Whether ``field`` is something :func:`render_markdown` could have made.
+
+    Text HTML with no live markup, images as (path, alt) text pairs, and every image
+    slot naming one of them: what the render cache must check before serving a field.
+    """
+    if not isinstance(field.html, str) or not isinstance(field.images, tuple):
+        return False
+    if not all(isinstance(i, tuple) and len(i) == 2 and all(isinstance(x, str) for x in i) for i in field.images):
+        return False
+    if any(int(m.group(1)) >= len(field.images) for m in _IMG_SLOT.finditer(field.html)):
+        return False
+    return not unsafe_markup(field.html)
 
 
 # Labels the generator put in front of context; the back template has its own "Background" heading.

@@ -65,11 +65,12 @@ def golden(request: pytest.FixtureRequest):
 
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
-    """Builds in tests use a render cache of their own, never the user's.
+    """Builds in tests use a render cache (and cache secret) of their own, never the user's.
 
     Session-wide, so that module-scoped fixtures, which pytest sets up before any
     function-scoped one, cannot build with the user's cache either.
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+        patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-state"))
         yield
