@@ -131,8 +131,15 @@ def _lexer(language: str):
 
 @lru_cache(maxsize=None)
 def _token_class(ttype) -> str:
-    """The CSS class pygments' HtmlFormatter gives a token type (so its style sheets apply)."""
-    from pygments.token import STANDARD_TYPES
+    """The CSS class pygments' HtmlFormatter gives a token type (so its style sheets apply).
+
+    ``Error`` tokens get none: pygments marks with it whatever its lexer does not know,
+    valid code included (newer Terraform, templating), and its styles draw red boxes round them.
+    """
+    from pygments.token import STANDARD_TYPES, Error
+
+    if ttype in Error:
+        return ""
 
     name = STANDARD_TYPES.get(ttype)
     suffix = ""

@@ -163,3 +163,11 @@ def test_every_corpus_card_renders_inert_with_every_fence_highlighted():
             highlighted += (rendered.answer.html + rendered.context.html).count('<div class="highlight"')
     assert blocks >= 365  # every fenced block in the corpus
     assert highlighted == blocks
+
+
+def test_tokens_pygments_cannot_lex_are_plain_text_not_red_boxes():
+    from flashgen.render import highlight_code
+
+    html = highlight_code('x = 1 $ 2\ny = "§"  ¤', "python")
+    assert 'class="err"' not in html and "$ " in html
+    assert 'class="err"' not in render_markdown("```hcl\nresource \"a\" \"b\" {\n  x = a ? 1 : 2 §\n}\n```").html
