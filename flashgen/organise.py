@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 
 from .dedupe import Note
 from .model import Variant
-from .names import DEFAULT_DECK_TEMPLATE, book_title, chapter_name, deck_name, slug, tag_part
+from .names import DEFAULT_DECK_TEMPLATE, book_author, book_title, chapter_name, deck_name, slug, tag_part
 
 __all__ = ["Settings", "Chapter", "Book", "organise", "note_tags", "source_text"]
 
@@ -44,6 +44,7 @@ class Book:
     slug: str
     chapters: tuple[Chapter, ...]
     filtered: int  # notes left out by the rating filter
+    author: str | None = None  # from a source name '<id>---<Title>---<Author>'
 
     @property
     def notes(self) -> tuple[Note, ...]:
@@ -106,7 +107,14 @@ def organise(
             for deck, (label, number, chapter_notes) in sorted(decks.items(), key=lambda kv: (kv[1][1], kv[0]))
         )
         books.append(
-            Book(id=book_id, title=title, slug=slug(title), chapters=chapters, filtered=len(all_notes) - len(kept))
+            Book(
+                id=book_id,
+                title=title,
+                slug=slug(title),
+                chapters=chapters,
+                filtered=len(all_notes) - len(kept),
+                author=book_author(book_id),
+            )
         )
     return tuple(books)
 
@@ -132,7 +140,8 @@ def note_tags(note: Note, book: Book, chapter: Chapter) -> tuple[str, ...]:
 
 
 def source_text(note: Note, book: Book, chapter: Chapter) -> str:
-    """'AI Engineering › Finetuning Overview · Part 25, High-Quality Part 23' (plain text)."""
+    """'AI Engineering › Finetuning Overview · Part 25, High-Quality Part 23' (plain text);
+    the author, where the source name gives one, follows the title: 'Java Cookbook by Ian F. Darwin › ...'."""
     parts = []
     for o in note.occurrences:
         label = ("High-Quality Part" if o.variant is Variant.HIGH_QUALITY else "Part") + (
@@ -140,4 +149,5 @@ def source_text(note: Note, book: Book, chapter: Chapter) -> str:
         )
         if label not in parts:
             parts.append(label)
-    return f"{book.title} › {chapter.name} · {', '.join(parts)}"
+    by = f" by {book.author}" if book.author else ""
+    return f"{book.title}{by} › {chapter.name} · {', '.join(parts)}"

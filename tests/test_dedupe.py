@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import pytest
 
 from flashgen import parse_file, parse_text
 from flashgen.dedupe import dedupe, normalise
-from flashgen.names import book_title, chapter_name, slug
+from flashgen.names import book_author, book_title, chapter_name, slug
 from flashgen.organise import Settings, note_tags, organise
 from tests.conftest import CORPUS, SEEDS, corpus_files
 
@@ -156,10 +157,45 @@ def test_tags_and_decks():
         ("Operating-Systems_-Three-Easy-Pieces_processed", "Operating Systems: Three Easy Pieces"),
         ("7A003--Designing-Data-Intensive-Applications-2017-Martin-Kleppmann_processed", "Designing Data Intensive Applications"),
         ("024---Clean-Code_processed", "Clean Code"),
+        # '<id>---<Title>---<Author>': the author is not part of the title
+        ("10A006---Java-Cookbook---Ian-F-Darwin_processed", "Java Cookbook"),
+        ("10A008---Computational-Physics---Rubin-H_-Landau_processed", "Computational Physics"),
+        # run-together words are split; product names stay whole
+        ("10A000---FluentPython_processed", "Fluent Python"),
+        ("10A001---LearningTypeScript_processed", "Learning TypeScript"),
+        ("10A002---JavaScriptTheGoodParts_processed", "JavaScript The Good Parts"),
+        ("10A003---Deep-Learning-with-PyTorch_processed", "Deep Learning with PyTorch"),
+        ("10A004---iPhone-Programming_processed", "iPhone Programming"),
     ],
 )
 def test_book_titles(source, title):
     assert book_title(source) == title
+
+
+@pytest.mark.parametrize(
+    "source, author",
+    [
+        ("10A006---Java-Cookbook---Ian-F-Darwin_processed", "Ian F. Darwin"),
+        ("10A008---Computational-Physics---Rubin-H_-Landau_processed", "Rubin H. Landau"),
+        ("029---Understanding-Distributed-Systems-2021-Roberto-Vitillo--_processed", None),
+    ],
+)
+def test_book_authors(source, author):
+    assert book_author(source) == author
+
+
+def test_titles_of_the_whole_corpus_carry_no_author():
+    sources = {parse_file(p).meta.source for p in sorted(CORPUS.glob("*/*.md"))}
+    authors = {book_author(s) for s in sources} - {None}
+    assert authors == {"Ian F. Darwin", "Rubin H. Landau"}
+    titles = [book_title(s) for s in sources]
+    assert not [t for t in titles if any(name in t for author in authors for name in author.split())]
+    assert not [t for t in titles if re.search(r"[a-z][A-Z][a-z]", t.replace("PyTorch", ""))]  # nothing run together
+
+
+def test_an_override_keyed_by_the_old_title_still_applies():
+    overrides = {"java-cookbook-ian-f-darwin": "Java Cookbook, 4th ed."}
+    assert book_title("10A006---Java-Cookbook---Ian-F-Darwin_processed", overrides) == "Java Cookbook, 4th ed."
 
 
 def test_title_override():
@@ -173,6 +209,10 @@ def test_title_override():
         ("7.5 Comparison of Methods. 7.6 Readings. 7.7 Exercises", "7.5 Comparison of Methods"),
         ("8. Multi-level  Feedback", "8. Multi-level Feedback"),
         ("A::B", "A:B"),
+        # identifiers keep their underscores; only an all-underscore label stands for spaces
+        ("count and for_each Have Limitations", "count and for_each Have Limitations"),
+        ("The __init__ Method", "The __init__ Method"),
+        ("4_Implementing_a_GPT_model", "4 Implementing a GPT model"),
     ],
 )
 def test_chapter_names(raw, name):
