@@ -445,7 +445,7 @@ def _package_name(book: Book, chapter: Chapter, split: str) -> str:
     if split == "none":
         return "flashgen.apkg"
     if split == "chapter":
-        return f"{book.slug}--{chapter.number:02d}-{slug(chapter.name)}.apkg"
+        return f"{book.slug}--{chapter.ordinal()}-{slug(chapter.name)}.apkg"
     return f"{book.slug}.apkg"
 
 

@@ -16,6 +16,7 @@ Rules (README "Deduplication"):
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import hashlib
 import re
@@ -23,6 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from .axis import BookAxis, align
 from .model import Card, Diagnostic, Location, Severity, Variant, pickled_by_constructor
 
 __all__ = ["Occurrence", "Note", "Deduped", "dedupe", "combine", "normalise", "DEFAULT_THRESHOLD", "IDENTITY_VERSION"]
@@ -60,9 +62,10 @@ class Note:
     rating: int | None  # the highest rating among its occurrences
     occurrences: tuple[Occurrence, ...]  # sorted
     chapter: str | None  # the raw starting chapter chosen for it
-    chapter_position: int  # where that chapter's part sits in the book (plain part number)
+    chapter_position: float  # where that chapter's part starts on the book's axis (see axis.py)
     origin: Location  # where the kept text was written: image paths are relative to it
-    order: tuple[int, int]  # (book position, index) of the earliest copy: book order
+    order: tuple[float, int]  # (place on the book's axis, index): book order
+    pinned_away: bool = False  # the lock keeps it in a chapter the book would now place it outside
 
     @property
     def merged(self) -> int:
@@ -108,8 +111,12 @@ def normalise(text: str) -> str:
     return text.strip().rstrip(".?!:;,").strip()
 
 
-def _position(part: int | None, variant: Variant) -> int:
-    """A part's place in the book: High-Quality Part N starts where plain Part N+1 starts."""
+def _identity_position(part: int | None, variant: Variant) -> int:
+    """The order in which same-question notes are numbered, and so their identities.
+
+    Frozen: it must never follow the book axis (axis.py), whose placements improve
+    with evidence, or two notes could swap GUIDs and so each other's reviews.
+    """
     if part is None:
         return 0
     return part + 1 if variant is Variant.HIGH_QUALITY else part
@@ -193,7 +200,7 @@ def dedupe(
         book = _book_id(card)
         by_question.setdefault((book, normalise(card.question)), []).append(_Entry(card))
 
-    notes: list[Note] = []
+    groups: dict[str, list[tuple[str, list[Card]]]] = {}  # book -> (note key, its copies, best first)
     diagnostics: list[Diagnostic] = []
     for (book, question_key), entries in sorted(by_question.items()):
         entries.sort(key=lambda e: _preference(e.card))
@@ -206,10 +213,10 @@ def dedupe(
             else:
                 clusters.append([entry])
         # earliest-seen cluster keeps the plain identity; the others are numbered after it
-        clusters.sort(key=lambda c: min((_position(e.card.meta.part, e.card.meta.variant), e.card.index) for e in c))
+        clusters.sort(key=lambda c: min((_identity_position(e.card.meta.part, e.card.meta.variant), e.card.index) for e in c))
         for tie, cluster in enumerate(clusters):
             key = _identity(book, question_key, tie)
-            notes.append(_merge(key, book, [e.card for e in cluster], pinned_chapters.get(key)))
+            groups.setdefault(book, []).append((key, [e.card for e in cluster]))
             if tie:
                 first = clusters[0][0].card
                 here = cluster[0].card
@@ -221,7 +228,41 @@ def dedupe(
                         here.location,
                     )
                 )
+    notes: list[Note] = []
+    for book, members in groups.items():
+        axis = align((c for _, copies in members for c in copies), [copies for _, copies in members])
+        places = _Places(axis, (c for _, copies in members for c in copies))
+        notes += [_merge(key, book, copies, pinned_chapters.get(key), places) for key, copies in members]
     return combine([Deduped(notes=tuple(notes), diagnostics=tuple(diagnostics), questions=count)])
+
+
+class _Places:
+    """Where cards and chapters sit in one book, on its axis."""
+
+    def __init__(self, axis: BookAxis, cards: Iterable[Card]):
+        self.axis = axis
+        self.counts: dict[str, int] = {}
+        starts: dict[tuple[float, str], tuple[str | None, bool]] = {}  # (start, part file) -> chapter, anchored
+        for card in cards:
+            path, meta = card.location.path, card.meta
+            self.counts[path] = max(self.counts.get(path, 0), card.index + 1)
+            anchored = axis.is_anchored(meta.variant, meta.part)
+            starts[(axis.start(meta.variant, meta.part), path)] = (meta.starting_chapter, anchored)
+        self.chapter_starts = sorted(starts.items())  # ((start, part file), (chapter, anchored))
+
+    def of(self, card: Card) -> float:
+        meta = card.meta
+        return self.axis.position(meta.variant, meta.part, card.index, self.counts[card.location.path])
+
+    def chapter_at(self, place: float, own: set[str]) -> tuple[str | None, float]:
+        """The chapter begun by ``place``: the starting chapter of the last part to start there or
+        before. A part placed without evidence bounds only its own cards' chapters (``own``: their files)."""
+        k = bisect.bisect_right(self.chapter_starts, ((place, "\U0010ffff"),))
+        for (start, path), (chapter, anchored) in reversed(self.chapter_starts[:k]):
+            if anchored or path in own:
+                return chapter, start
+        (start, _), (chapter, _) = self.chapter_starts[0]
+        return chapter, start
 
 
 def combine(parts: Iterable[Deduped]) -> Deduped:
@@ -235,7 +276,7 @@ def combine(parts: Iterable[Deduped]) -> Deduped:
     return Deduped(notes=tuple(notes), diagnostics=tuple(diagnostics), questions=sum(p.questions for p in parts))
 
 
-def _merge(key: str, book: str, copies: list[Card], pinned: str | None) -> Note:
+def _merge(key: str, book: str, copies: list[Card], pinned: str | None, places: _Places) -> Note:
     best = copies[0]
     occurrences = tuple(
         sorted(
@@ -244,16 +285,20 @@ def _merge(key: str, book: str, copies: list[Card], pinned: str | None) -> Note:
         )
     )
     ratings = [c.rating for c in copies if c.rating is not None]
-    # the chapter of the copy nearest the start of its part (see README "Chapters")
-    home = min(copies, key=lambda c: (c.index, _position(c.meta.part, c.meta.variant), c.location))
-    chapter, position = home.meta.starting_chapter, _position(home.meta.part, home.meta.variant)
-    if pinned is not None:
-        for c in copies:
-            if c.meta.starting_chapter == pinned:
-                chapter, position = pinned, _position(c.meta.part, c.meta.variant)
-                break
-        else:
-            chapter = pinned
+    # Where the book places the note: the reference numbering's copies are placed by their
+    # part numbers, the others only by the axis's estimate (see README "Chapters").
+    reference = [c for c in copies if c.meta.variant is places.axis.reference] or copies
+    place = min(places.of(c) for c in reference)
+    if any(places.axis.is_anchored(c.meta.variant, c.meta.part) for c in copies):
+        chapter, position = places.chapter_at(place, {c.location.path for c in copies})
+    else:  # only in parts placed without evidence: the chapter its own part starts with
+        home = min(copies, key=lambda c: (places.of(c), c.location))
+        chapter, position = home.meta.starting_chapter, places.axis.start(home.meta.variant, home.meta.part)
+    pinned_away = pinned is not None and pinned != chapter
+    if pinned_away:
+        # Anki never moves an imported card: a note keeps the chapter an earlier build gave it
+        pinned_at = [start for (start, _), (label, _) in places.chapter_starts if label == pinned]
+        chapter, position = pinned, max((s for s in pinned_at if s <= place), default=min(pinned_at, default=position))
     return Note(
         key=key,
         book=book,
@@ -266,5 +311,6 @@ def _merge(key: str, book: str, copies: list[Card], pinned: str | None) -> Note:
         chapter=chapter,
         chapter_position=position,
         origin=best.location,
-        order=min((_position(c.meta.part, c.meta.variant), c.index) for c in copies),
+        order=(place, min(c.index for c in copies)),
+        pinned_away=pinned_away,
     )

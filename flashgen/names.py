@@ -139,7 +139,10 @@ def tag_part(text: str) -> str:
     return slug(text)
 
 
-def deck_name(book: str, number: int, chapter: str, template: str = DEFAULT_DECK_TEMPLATE, width: int = 2) -> str:
-    """'AI Engineering::25 Finetuning Overview'; the number keeps Anki's alphabetical sort in book order."""
+def deck_name(
+    book: str, number: int, chapter: str, template: str = DEFAULT_DECK_TEMPLATE, width: int = 2, suffix: str = ""
+) -> str:
+    """'AI Engineering::25 Finetuning Overview'; the number keeps Anki's alphabetical sort in book order
+    ('81 Wavelets' < '81b Wavelet Basis' < '82 Discrete Wavelets': a space sorts before a letter)."""
     clean_book = book.replace("::", ":")
-    return template.format(book=clean_book, number=f"{number:0{width}d}", chapter=chapter)
+    return template.format(book=clean_book, number=f"{number:0{width}d}{suffix}", chapter=chapter)

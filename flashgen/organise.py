@@ -1,10 +1,13 @@
 """Notes -> books ▸ chapters, with deck names and tags.
 
 A chapter is a run of parts with the same (cleaned) starting chapter at
-adjacent places in the book: "Summary" opening part 6 and "Summary" opening
-part 17 are two chapters. Its number is the book position where it starts,
-so adding parts later does not renumber the others; and the lock file pins
-deck names once chosen, because Anki never moves an imported card.
+neighbouring places on the book's axis (axis.py), whichever numbering they
+come from: "Summary" opening part 6 and "Summary" opening part 17 are two
+chapters; "Hadoop" opening plain Part 24 and the High-Quality part placed at
+24.6 are one. Its number is the axis position where it starts (a letter
+follows when two chapters start within one part), so decks sort in book
+order and adding parts later does not renumber the others; and the lock file
+pins deck names once chosen, because Anki never moves an imported card.
 """
 
 from __future__ import annotations
@@ -32,9 +35,14 @@ class Settings:
 @dataclass(frozen=True, slots=True)
 class Chapter:
     name: str
-    number: int
+    number: int  # the reference part where it starts
     deck: str
     notes: tuple[Note, ...]
+    suffix: str = ""  # 'b', 'c', ...: the second, third chapter to start in that part
+
+    def ordinal(self, width: int = 2) -> str:
+        """'07', '81b': the chapter's place in its book, as deck names and tags write it."""
+        return f"{self.number:0{width}d}{self.suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +53,7 @@ class Book:
     chapters: tuple[Chapter, ...]
     filtered: int  # notes left out by the rating filter
     author: str | None = None  # from a source name '<id>---<Title>---<Author>'
+    pinned_elsewhere: int = 0  # notes the lock keeps in a deck other than the one the book now places them in
 
     @property
     def notes(self) -> tuple[Note, ...]:
@@ -59,17 +68,35 @@ def _keep(note: Note, settings: Settings) -> bool:
     return note.rating >= settings.min_rating
 
 
-def _chapter_runs(names_at: dict[str, set[int]]) -> dict[tuple[str, int], int]:
-    """(chapter, position) -> the position where its run of adjacent parts starts."""
-    start_of: dict[tuple[str, int], int] = {}
-    for name, positions in names_at.items():
+# Parts of one chapter sit within a part or so of each other; a label seen again further
+# away ('Summary' at parts 6 and 17) is another chapter of the same name.
+_SAME_CHAPTER_GAP = 2.0
+
+
+def _chapter_runs(starts_of: dict[str, set[float]]) -> dict[tuple[str, float], float]:
+    """(chapter label, part start) -> where its run of neighbouring parts starts."""
+    start_of: dict[tuple[str, float], float] = {}
+    for name, starts in starts_of.items():
         start = previous = None
-        for p in sorted(positions):
-            if previous is None or p - previous > 1:
+        for p in sorted(starts):
+            if previous is None or p - previous > _SAME_CHAPTER_GAP:
                 start = p
             start_of[(name, p)] = start
             previous = p
     return start_of
+
+
+def _numbers(starts: list[float]) -> dict[float, tuple[int, str]]:
+    """Deck numbers for chapter starts: the part they start in, and a letter for the second
+    and later chapters to start in the same part ('81', '81b'), so names sort in book order."""
+    numbers: dict[float, tuple[int, str]] = {}
+    taken: dict[int, int] = {}
+    for start in sorted(set(starts)):
+        number = int(start + 1e-9)
+        seen = taken.get(number, 0)
+        taken[number] = seen + 1
+        numbers[start] = (number, "" if seen == 0 else chr(ord("a") + min(seen, 25)))
+    return numbers
 
 
 def organise(
@@ -91,20 +118,25 @@ def organise(
         all_notes = by_book[book_id]
         kept = [n for n in all_notes if _keep(n, settings)]
         title = book_title(book_id, dict(settings.title_overrides))
-        names_at: dict[str, set[int]] = {}
+        starts_of: dict[str, set[float]] = {}
         for n in kept:
-            names_at.setdefault(_chapter_label(n), set()).add(n.chapter_position)
-        runs = _chapter_runs(names_at)
-        width = max(2, len(str(max((n.chapter_position for n in kept), default=0))))
-        decks: dict[str, tuple[str, int, list[Note]]] = {}
+            starts_of.setdefault(_chapter_label(n), set()).add(n.chapter_position)
+        runs = _chapter_runs(starts_of)
+        numbers = _numbers(list(runs.values()))
+        width = max(2, len(str(max((number for number, _ in numbers.values()), default=0))))
+        decks: dict[str, tuple[str, float, list[Note]]] = {}
+        pinned_elsewhere = 0
         for n in kept:
             label = _chapter_label(n)
-            number = runs[(label, n.chapter_position)]
-            deck = pinned_decks.get(n.key) or deck_name(title, number, label, settings.deck_template, width)
-            decks.setdefault(deck, (label, number, []))[2].append(n)
+            start = runs[(label, n.chapter_position)]
+            number, suffix = numbers[start]
+            chosen = deck_name(title, number, label, settings.deck_template, width, suffix)
+            deck = pinned_decks.get(n.key) or chosen
+            pinned_elsewhere += deck != chosen or n.pinned_away
+            decks.setdefault(deck, (label, start, []))[2].append(n)
         chapters = tuple(
-            Chapter(name=label, number=number, deck=deck, notes=tuple(chapter_notes))
-            for deck, (label, number, chapter_notes) in sorted(decks.items(), key=lambda kv: (kv[1][1], kv[0]))
+            Chapter(name=label, number=numbers[start][0], deck=deck, notes=tuple(chapter_notes), suffix=numbers[start][1])
+            for deck, (label, start, chapter_notes) in sorted(decks.items(), key=lambda kv: (kv[1][1], kv[0]))
         )
         books.append(
             Book(
@@ -114,6 +146,7 @@ def organise(
                 chapters=chapters,
                 filtered=len(all_notes) - len(kept),
                 author=book_author(book_id),
+                pinned_elsewhere=pinned_elsewhere,
             )
         )
     return tuple(books)
@@ -131,7 +164,7 @@ def note_tags(note: Note, book: Book, chapter: Chapter) -> tuple[str, ...]:
     """Hierarchical Anki tags: book, chapter, variant(s), rating."""
     tags = [
         f"flashgen::book::{book.slug}",
-        f"flashgen::chapter::{book.slug}::{chapter.number:02d}-{tag_part(chapter.name)}",
+        f"flashgen::chapter::{book.slug}::{chapter.ordinal()}-{tag_part(chapter.name)}",
     ]
     tags += [f"flashgen::variant::{variant.value}" for variant in note.variants]
     if note.rating is not None:
