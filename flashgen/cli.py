@@ -262,6 +262,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"total: {_plural(figures['files'], 'file')}, {_plural(figures['errors'], 'error')}",
             file=out,
         )
+        if figures["pinned_elsewhere"]:
+            print(
+                f"{_plural(figures['pinned_elsewhere'], 'note')} kept in the deck the lock pins, not the one "
+                "the book now places them in (Anki never moves an imported card)",
+                file=out,
+            )
     return _exit_code(the_plan.diagnostics, args.strict)
 
 

@@ -12,6 +12,8 @@ pins deck names once chosen, because Anki never moves an imported card.
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -53,7 +55,7 @@ class Book:
     chapters: tuple[Chapter, ...]
     filtered: int  # notes left out by the rating filter
     author: str | None = None  # from a source name '<id>---<Title>---<Author>'
-    pinned_elsewhere: int = 0  # notes the lock keeps in a deck other than the one the book now places them in
+    pinned_elsewhere: int = 0  # notes kept in a deck other than the one a fresh build would choose
 
     @property
     def notes(self) -> tuple[Note, ...]:
@@ -124,15 +126,23 @@ def organise(
         runs = _chapter_runs(starts_of)
         numbers = _numbers(list(runs.values()))
         width = max(2, len(str(max((number for number, _ in numbers.values()), default=0))))
+        # A chapter whose notes an earlier build already put in a deck keeps that deck, so that new
+        # notes join the user's deck instead of starting a second one for the same chapter.
+        pins_of: dict[tuple[str, float], list[str]] = {}
+        for n in kept:
+            label = _chapter_label(n)
+            if n.key in pinned_decks and _deck_of_chapter(pinned_decks[n.key], label, settings.deck_template):
+                pins_of.setdefault((label, runs[(label, n.chapter_position)]), []).append(pinned_decks[n.key])
+        kept_deck = {chapter: min(set(pins), key=lambda d: (-pins.count(d), d)) for chapter, pins in pins_of.items()}
         decks: dict[str, tuple[str, float, list[Note]]] = {}
         pinned_elsewhere = 0
         for n in kept:
             label = _chapter_label(n)
             start = runs[(label, n.chapter_position)]
             number, suffix = numbers[start]
-            chosen = deck_name(title, number, label, settings.deck_template, width, suffix)
-            deck = pinned_decks.get(n.key) or chosen
-            pinned_elsewhere += deck != chosen or n.pinned_away
+            fresh = deck_name(title, number, label, settings.deck_template, width, suffix)
+            deck = pinned_decks.get(n.key) or kept_deck.get((label, start)) or fresh
+            pinned_elsewhere += deck != fresh or n.pinned_away
             decks.setdefault(deck, (label, start, []))[2].append(n)
         chapters = tuple(
             Chapter(name=label, number=numbers[start][0], deck=deck, notes=tuple(chapter_notes), suffix=numbers[start][1])
@@ -150,6 +160,15 @@ def organise(
             )
         )
     return tuple(books)
+
+
+def _deck_of_chapter(deck: str, label: str, template: str) -> bool:
+    """Whether ``deck`` is a deck this template makes for chapter ``label``, whatever its book title and number."""
+    pattern = "".join(
+        re.escape(literal) + {"book": ".*", "number": r"\d+[a-z]?", "chapter": re.escape(label)}.get(name or "", "")
+        for literal, name, _, _ in string.Formatter().parse(template)
+    )
+    return re.fullmatch(pattern, deck, re.DOTALL) is not None
 
 
 def _chapter_label(note: Note) -> str:

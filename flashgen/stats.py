@@ -55,6 +55,7 @@ def plan_stats(plan) -> dict[str, Any]:
                 "notes": sum(c["notes"] for c in chapters),
                 "merged": sum(c["merged"] for c in chapters),
                 "filtered": book.filtered,
+                "pinned_elsewhere": book.pinned_elsewhere,
                 "warnings": sum(c["warnings"] for c in chapters),
                 "chapters": chapters,
             }
@@ -68,5 +69,6 @@ def plan_stats(plan) -> dict[str, Any]:
         "merged": plan.deduped.merged,
         "errors": count(Severity.ERROR),
         "warnings": count(Severity.WARNING),
+        "pinned_elsewhere": sum(b["pinned_elsewhere"] for b in books),
         "books": books,
     }

@@ -121,14 +121,27 @@ def test_a_generic_label_far_away_is_another_chapter():
     assert list(_decks(files)) == ["06 Summary", "07 Middle", "17 Summary"]
 
 
-def test_a_pinned_note_stays_in_its_deck_and_is_counted():
+def test_a_note_pinned_to_another_chapters_deck_stays_there_alone():
     files = {
         "p40.md": _file("Flashcards", 40, "Hadoop", _cards("Hadoop", 2)),
-        "hq5.md": _file("High-Quality Flashcards", 5, "Hadoop", _cards("Hadoop", 2)),
+        "p41.md": _file("Flashcards", 41, "Spark", _cards("Spark", 2)),
     }
     cards = [c for name, text in sorted(files.items()) for c in parse_text(text, name).cards]
     notes = dedupe(cards).notes
-    old_deck = "Test Book::06 Hadoop"  # where an older rule put the first note
-    (book,) = organise(notes, pinned_decks={notes[0].key: old_deck})
-    assert {c.deck: len(c.notes) for c in book.chapters} == {"Test Book::40 Hadoop": 1, old_deck: 1}
+    spark = next(n for n in notes if n.question == "Spark 0?")
+    (book,) = organise(notes, pinned_decks={spark.key: "Test Book::40 Hadoop"})  # an older rule's choice
+    assert {c.deck: sorted(n.question for n in c.notes) for c in book.chapters} == {
+        "Test Book::40 Hadoop": ["Hadoop 0?", "Hadoop 1?", "Spark 0?"],
+        "Test Book::41 Spark": ["Spark 1?"],
+    }
     assert book.pinned_elsewhere == 1
+
+
+def test_new_notes_join_the_deck_their_chapter_already_has():
+    files = {"p40.md": _file("Flashcards", 40, "Hadoop", _cards("Hadoop", 3))}
+    cards = [c for name, text in sorted(files.items()) for c in parse_text(text, name).cards]
+    notes = dedupe(cards).notes
+    old_deck = "Test Book::39 Hadoop"  # an earlier build numbered the chapter differently
+    (book,) = organise(notes, pinned_decks={notes[0].key: old_deck, notes[1].key: old_deck})
+    assert [(c.deck, len(c.notes)) for c in book.chapters] == [(old_deck, 3)]  # one deck, not two
+    assert book.pinned_elsewhere == 3

@@ -157,3 +157,16 @@ def test_preview_is_one_self_contained_page(tmp_path, capsys):
     from flashgen.render import note_css
 
     assert note_css() in html and 'id="theme"' in html
+
+
+def test_stats_counts_notes_the_lock_keeps_in_another_deck(tmp_path, capsys):
+    lock = tmp_path / "flashgen.lock"
+    assert run(capsys, "build", str(SEEDS), "-o", str(tmp_path / "out"), "--lock", str(lock), "-q")[0] == 0
+    data = json.loads(lock.read_text(encoding="utf-8"))
+    key = sorted(data["notes"])[0]
+    data["notes"][key]["deck"] = data["notes"][key]["deck"].rsplit("::", 1)[0] + "::07 Where an older rule put it"
+    lock.write_text(json.dumps(data), encoding="utf-8")
+    code, out, _ = run(capsys, "stats", "--json", str(SEEDS), "--lock", str(lock))
+    assert code == 0 and json.loads(out)["pinned_elsewhere"] == 1
+    _, out, _ = run(capsys, "stats", str(SEEDS), "--lock", str(lock))
+    assert "1 note kept in the deck the lock pins" in out and "07 Where an older rule put it" in out
