@@ -32,6 +32,7 @@ import pytest
 from flashgen import parse_file, render_card
 from flashgen.render import finish_images
 from tests.conftest import corpus_files
+from tests.test_preview import BROKEN
 
 pytestmark = pytest.mark.mathjax
 
@@ -203,15 +204,16 @@ def test_anki_mathjax_typesets_every_corpus_formula(anki_mathjax):
     assert result["dom_errors"] == len(result["errors"])
 
 
-def test_the_check_sees_broken_formulas(anki_mathjax):
-    """The same page reports each way a formula fails in Anki: an error, an unknown macro, an open brace."""
-    fields = [
-        f"<p>\\(a^^b\\) and \\({html.escape('x < y')}\\)</p>",  # escaped, as flashgen writes it
-        "<p>\\(\\foo x\\)</p>",
-        "<p>\\[x^{2\\]</p>",
-    ]
+def test_anki_mathjax_rejects_what_the_preview_shows_in_red(anki_mathjax):
+    """The preview's red boxes (tests/test_preview.py) are formulas Anki's MathJax really rejects,
+    and this page sees each way it does: an error, an unknown macro, delimiters left as text."""
+    fields = sorted(BROKEN)
     result = anki_mathjax(fields)
+    rejected = {e["tex"] for e in result["errors"]} | set(result["leftovers"])
+    assert len(rejected) == len(fields), rejected
     messages = {e["tex"]: e["message"] for e in result["errors"]}
-    assert messages == {"a^^b": "Missing open brace for superscript", "\\foo x": "undefined macro \\foo"}
-    assert result["dom_errors"] == 1
-    assert result["count"] == 3 and result["leftovers"] == ["\\[x^{2\\]"]
+    assert messages["a^^b"] == "Missing open brace for superscript"
+    assert messages["\\foo x"] == "undefined macro \\foo"
+    undefined = [e for e in result["errors"] if e["message"].startswith("undefined macro")]
+    assert len(undefined) == 2  # red text, not an error node
+    assert result["dom_errors"] == len(result["errors"]) - len(undefined)
