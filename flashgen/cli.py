@@ -273,10 +273,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     from .package import write_atomically
-    from .preview import preview_html
+    from .preview import preview_page
 
     the_plan = _plan(args)
-    page = preview_html(the_plan.books, limit=args.limit)
+    preview = preview_page(the_plan.books, limit=args.limit)
+    page = preview.html
     folder = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
         raise FlashgenError(f"{args.output}: folder does not exist or is not writable")
@@ -287,6 +288,9 @@ def cmd_preview(args: argparse.Namespace) -> int:
     _print_diagnostics(the_plan.diagnostics, args, sys.stderr)
     if not args.quiet:
         print(f"preview of {sum(len(b.notes) for b in the_plan.books)} notes written to {args.output}", file=sys.stderr)
+        if preview.math_errors:  # the page shows each in red; say so where the user is looking now
+            print(f"{_plural(preview.math_errors, 'formula')} of {preview.formulas} cannot be typeset "
+                  "(red boxes in the preview)", file=sys.stderr)  # fmt: skip
     return _exit_code(the_plan.diagnostics, args.strict)
 
 
