@@ -171,3 +171,25 @@ def test_tokens_pygments_cannot_lex_are_plain_text_not_red_boxes():
     html = highlight_code('x = 1 $ 2\ny = "§"  ¤', "python")
     assert 'class="err"' not in html and "$ " in html
     assert 'class="err"' not in render_markdown("```hcl\nresource \"a\" \"b\" {\n  x = a ? 1 : 2 §\n}\n```").html
+
+
+_FIELD_CODE = re.compile(r'<div class="highlight"[^>]*>|<pre.*?</pre>|<code>.*?</code>', re.DOTALL)
+_FIELD_MATH = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.DOTALL)
+_WORDS_GROUP = re.compile(r"\\(?:text\w*|math\w+|operatorname|mbox|begin|end)\s*\{[^{}]*\}")
+
+
+def test_no_corpus_note_shows_raw_tex_in_prose_or_prose_as_math():
+    shown_tex, prose_math = [], []
+    for path in corpus_files():
+        for card in parse_file(path).cards:
+            rendered = render_card(card.title, card.question, card.answer, card.context)
+            for field in (rendered.title, rendered.question, rendered.answer, rendered.context):
+                html = _FIELD_CODE.sub(" ", field.html)
+                prose = _FIELD_MATH.sub("\N{SECTION SIGN}", html)
+                if re.search(r"\\[A-Za-z]{2,}", prose):
+                    shown_tex.append(f"{card.location}: {prose[:120]}")
+                for m in _FIELD_MATH.finditer(html):
+                    tex = _WORDS_GROUP.sub(" ", m.group(1) or m.group(2))
+                    if re.search(r"(?<![\\A-Za-z{])[a-z]{3,} +[a-z]{2,}(?![A-Za-z])", tex):
+                        prose_math.append(f"{card.location}: {tex[:80]}")
+    assert shown_tex == [] and prose_math == []
