@@ -33,6 +33,11 @@ class NoteState:
     chapter: str | None  # the raw chapter the note was given
     deck: str  # the deck it was first imported into
     created: int  # when the note first appeared: its Anki note id derives from it
+    # What a later build needs to recognise the note once its source is gone or reworded
+    # (continuity.py); absent in locks written before they were recorded.
+    book: str | None = None  # the book's source name, as the headers give it
+    question: str | None = None  # the question as written, to say which note was removed
+    sketch: str | None = None  # the answer's and context's words, hashed (continuity.sketch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,7 @@ class Lock:
 MAX_TIME = 2**32 - 1
 _GUID = re.compile(r"[0-9a-f]{24}")
 _HEX = re.compile(r"[0-9a-f]{1,64}")
+_SKETCH = re.compile(r"[A-Za-z0-9+/]{0,4000}={0,2}")
 # Deck names and chapters go into Anki as they are: no field separator or other control character.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -100,7 +106,19 @@ def _note_state(key: str, v) -> NoteState:
         chapter=_text(v.get("chapter"), f"{where}.chapter", optional=True),
         deck=_text(v["deck"], f"{where}.deck"),
         created=_time(v.get("created", mod), f"{where}.created"),
+        book=_text(v.get("book"), f"{where}.book", optional=True),
+        question=_question(v.get("question"), f"{where}.question"),
+        sketch=_text(v.get("sketch"), f"{where}.sketch", _SKETCH, optional=True),
     )
+
+
+def _question(value, key: str) -> str | None:
+    # a question may span lines; any other control character is refused
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 10_000 or _CONTROL.search(value.replace("\n", " ")):
+        raise _Malformed(f"{key}: must be null or text, not {value!r:.80}")
+    return value
 
 
 def parse_lock(data) -> Lock:
@@ -142,7 +160,14 @@ def lock_text(lock: Lock) -> str:
         "version": LOCK_VERSION,
         "notetype": {"hash": lock.notetype_hash, "mod": lock.notetype_mod},
         "notes": {
-            key: {"hash": s.hash, "mod": s.mod, "created": s.created, "chapter": s.chapter, "deck": s.deck}
+            key: {
+                "hash": s.hash,
+                "mod": s.mod,
+                "created": s.created,
+                "chapter": s.chapter,
+                "deck": s.deck,
+                **{name: value for name, value in (("book", s.book), ("question", s.question), ("sketch", s.sketch)) if value},
+            }
             for key, s in sorted(lock.notes.items())
         },
     }
