@@ -55,7 +55,12 @@ class Book:
     chapters: tuple[Chapter, ...]
     filtered: int  # notes left out by the rating filter
     author: str | None = None  # from a source name '<id>---<Title>---<Author>'
-    pinned_elsewhere: int = 0  # notes kept in a deck other than the one a fresh build would choose
+    # notes kept in a deck other than the one a fresh build would choose: key -> that deck
+    moved: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def pinned_elsewhere(self) -> int:
+        return len(self.moved)
 
     @property
     def notes(self) -> tuple[Note, ...]:
@@ -135,14 +140,15 @@ def organise(
                 pins_of.setdefault((label, runs[(label, n.chapter_position)]), []).append(pinned_decks[n.key])
         kept_deck = {chapter: min(set(pins), key=lambda d: (-pins.count(d), d)) for chapter, pins in pins_of.items()}
         decks: dict[str, tuple[str, float, list[Note]]] = {}
-        pinned_elsewhere = 0
+        moved = []
         for n in kept:
             label = _chapter_label(n)
             start = runs[(label, n.chapter_position)]
             number, suffix = numbers[start]
             fresh = deck_name(title, number, label, settings.deck_template, width, suffix)
             deck = pinned_decks.get(n.key) or kept_deck.get((label, start)) or fresh
-            pinned_elsewhere += deck != fresh or n.pinned_away
+            if deck != fresh or n.pinned_away:
+                moved.append((n.key, fresh))
             decks.setdefault(deck, (label, start, []))[2].append(n)
         chapters = tuple(
             Chapter(name=label, number=numbers[start][0], deck=deck, notes=tuple(chapter_notes), suffix=numbers[start][1])
@@ -156,7 +162,7 @@ def organise(
                 chapters=chapters,
                 filtered=len(all_notes) - len(kept),
                 author=book_author(book_id),
-                pinned_elsewhere=pinned_elsewhere,
+                moved=tuple(sorted(moved)),
             )
         )
     return tuple(books)
