@@ -22,6 +22,7 @@ import html
 import json
 import multiprocessing
 import os
+import pathlib
 import re
 import time
 import urllib.parse
@@ -46,6 +47,7 @@ __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"
 SPLIT_MODES = ("book", "chapter", "none")
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 STATE_FILE = ".flashgen-state.json"
+STATE_VERSION = 2  # 2: paths relative to the output folder, in POSIX form
 _PARALLEL_FROM = 64  # below this many items a process pool costs more than it saves
 
 Progress = Callable[[str, int, int], None]
@@ -471,7 +473,7 @@ def _settings_key(options: BuildOptions) -> str:
         s.deck_template,
         repr(s.min_rating),
         repr(s.keep_unrated),
-        os.path.abspath(options.lock_path),
+        _state_key(options.lock_path, options.out_dir),
     )
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
@@ -480,12 +482,27 @@ def _read_state(out_dir: str) -> dict:
     try:
         with open(os.path.join(out_dir, STATE_FILE), encoding="utf-8") as handle:
             state = json.load(handle)
-        return state if isinstance(state, dict) and state.get("version") == 1 else {}
+        return state if isinstance(state, dict) and state.get("version") == STATE_VERSION else {}
     except (OSError, ValueError):
         return {}
 
 
-def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs_by_book: dict[str, dict[str, str]]) -> dict[str, dict]:
+def _state_key(path: str, out_dir: str) -> str:
+    """How the state file names a path: relative to the output folder that holds it, in POSIX form.
+
+    So ``notes/`` and ``/abs/path/notes`` are one library, on any OS, and moving the
+    sources together with the output folder keeps it.
+    """
+    try:
+        path = os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
+    except ValueError:  # Windows: no relative path leads to another drive
+        path = os.path.abspath(path)
+    return pathlib.PurePath(path).as_posix()
+
+
+def _reusable_books(
+    state: dict, settings_key: str, lock_sha: str | None, inputs_by_book: dict[str, dict[str, str]], out_dir: str
+) -> dict[str, dict]:
     """Books whose inputs, settings, lock and packages are exactly as the last build left them."""
     if state.get("settings") != settings_key or state.get("lock") != lock_sha:
         return {}
@@ -493,7 +510,7 @@ def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs
     for book, record in state.get("books", {}).items():
         if inputs_by_book.get(book) != record.get("inputs"):
             continue
-        if all(_sha_of_file(p) == sha for p, sha in record.get("packages", {}).items()):
+        if all(_sha_of_file(os.path.join(out_dir, name)) == sha for name, sha in record.get("packages", {}).items()):
             reusable[book] = record
     return reusable
 
@@ -501,24 +518,25 @@ def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs
 def _work_to_do(inputs: Inputs, options: BuildOptions, settings_key: str, state: dict, lock_sha: str | None):
     """Which input files need parsing: those of books that changed since the last build into this folder.
 
-    Returns (input hashes by book, each file's book, state records of the books reused as they are,
-    [(file, root)] to parse).
+    Returns (input hashes by book and state key, each file's book, state records of the books reused
+    as they are, [(file, root)] to parse).
     """
     inputs_by_book: dict[str, dict[str, str]] = {}
     book_of_file: dict[str, str] = {}
     for path in inputs.files:
         digest, book = _file_digest(path)
-        inputs_by_book.setdefault(book, {})[path] = digest
+        inputs_by_book.setdefault(book, {})[_state_key(path, options.out_dir)] = digest
         book_of_file[path] = book
-    reused = _reusable_books(state, settings_key, lock_sha, inputs_by_book)
+    reused = _reusable_books(state, settings_key, lock_sha, inputs_by_book, options.out_dir)
     if options.split == "none" and set(reused) != set(inputs_by_book):
         reused = {}  # one package holds every book: all or nothing
     todo = [(p, r) for p, r in zip(inputs.files, inputs.roots, strict=True) if book_of_file[p] not in reused]
     return inputs_by_book, book_of_file, reused, todo
 
 
-def _diagnostic_from(d: dict) -> Diagnostic:
-    return Diagnostic(Severity(d["severity"]), d["code"], d["message"], Location(d["path"], d["line"]))
+def _diagnostic_from(d: dict, path_of: Mapping[str, str]) -> Diagnostic:
+    """A diagnostic from the state file, its file named as this build spells it (``path_of``: state key -> path)."""
+    return Diagnostic(Severity(d["severity"]), d["code"], d["message"], Location(path_of.get(d["path"], d["path"]), d["line"]))
 
 
 # --- the build ---------------------------------------------------------------------------------
@@ -567,8 +585,9 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         # the parsed cards (if they came back from the workers at all) are no longer needed
         the_plan = dataclasses.replace(the_plan, files=tuple(dataclasses.replace(f, cards=()) for f in the_plan.files))
         diagnostics = list(the_plan.diagnostics)
+        path_of = {_state_key(p, options.out_dir): p for p in inputs.files}
         for record in reused.values():
-            diagnostics += [_diagnostic_from(d) for d in record["diagnostics"]]
+            diagnostics += [_diagnostic_from(d, path_of) for d in record["diagnostics"]]
 
         groups: dict[str, list[tuple[Note, Book, Chapter]]] = {}
         for b in the_plan.books:
@@ -656,7 +675,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         os.rmdir(options.out_dir)
 
     diagnostics.sort(key=lambda d: (d.location, d.code))
-    reused_packages = tuple(sorted(p for record in reused.values() for p in record["packages"]))
+    reused_packages = tuple(sorted(os.path.join(options.out_dir, name) for record in reused.values() for name in record["packages"]))
     built_notes = sum(len(members) for members in groups.values())
     return BuildReport(
         files=len(inputs.files),
@@ -729,20 +748,20 @@ def _write_state(options, settings_key, inputs_by_book, reused, figures: _BookFi
     for d in diagnostics:
         book = figures.book_of_path.get(d.location.path)
         if book is not None:
-            diagnostics_of.setdefault(book, []).append(d.as_dict())
+            diagnostics_of.setdefault(book, []).append({**d.as_dict(), "path": _state_key(d.location.path, options.out_dir)})
     books: dict[str, dict] = dict(reused)
     for book, files in inputs_by_book.items():
         if book in reused:
             continue
         books[book] = {
             "inputs": files,
-            "packages": {p: _sha_of_file(p) for p in sorted(figures.packages.get(book, ()))},
+            "packages": {os.path.basename(p): _sha_of_file(p) for p in sorted(figures.packages.get(book, ()))},  # beside the state
             "questions": figures.questions.get(book, 0),
             "notes": figures.notes.get(book, 0),
             "merged": figures.cards.get(book, 0) - figures.notes_before_filter.get(book, 0),
             "decks": len(figures.decks.get(book, ())),
             "diagnostics": diagnostics_of.get(book, []),
         }
-    state = {"version": 1, "settings": settings_key, "lock": _sha_of_file(options.lock_path), "books": books}
+    state = {"version": STATE_VERSION, "settings": settings_key, "lock": _sha_of_file(options.lock_path), "books": books}
     text = json.dumps(state, indent=1, sort_keys=True)
     write_atomically(os.path.join(options.out_dir, STATE_FILE), lambda handle: handle.write(text.encode("utf-8")))
