@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import fcntl
+import errno
 import hashlib
 import html
 import json
@@ -415,13 +415,40 @@ class _Done:
 
 @contextmanager
 def _exclusive(out_dir: str) -> Iterator[None]:
-    """One build at a time writes into a folder: concurrent builds queue instead of mixing files."""
-    with open(os.path.join(out_dir, ".flashgen-build.lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """One build at a time writes into a folder: concurrent builds queue instead of mixing files.
+
+    The operating system's own lock, so a build that dies never leaves the folder locked.
+    """
+    fd = os.open(os.path.join(out_dir, ".flashgen-build.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _lock_file(fd, True)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            _lock_file(fd, False)
+    finally:
+        os.close(fd)
+
+
+def _lock_file(fd: int, lock: bool) -> None:
+    """Take (waiting as long as it takes) or release an exclusive lock on an open file: flock on POSIX, msvcrt on Windows."""
+    # The stdlib, not the filelock package: its current release adds at-fork and audit hooks to
+    # the process, and this one forks its worker pool.
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)  # msvcrt locks bytes from the current position: always byte 0
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK if lock else msvcrt.LK_UNLCK, 1)
+                return
+            except OSError as exc:
+                if not lock or exc.errno != errno.EDEADLOCK:  # EDEADLOCK: still held after 10 s of retries
+                    raise
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX if lock else fcntl.LOCK_UN)
 
 
 def _prepare_out_dir(out_dir: str) -> None:

@@ -24,8 +24,14 @@ _SALT = f"flashgen {__version__}\x1frender {RENDER_VERSION}\x1f{LIGHT_STYLE}\x1f
 
 
 def default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "flashgen")
+    """The platform's user cache folder for flashgen.
+
+    ``$XDG_CACHE_HOME/flashgen`` (else ``~/.cache/flashgen``) on Linux, ``~/Library/Caches/flashgen``
+    on macOS, ``%LOCALAPPDATA%\\flashgen\\Cache`` on Windows.
+    """
+    import platformdirs  # only when a build uses the cache
+
+    return platformdirs.user_cache_dir("flashgen", appauthor=False)
 
 
 def card_key(title: str, question: str, answer: str, context: str) -> str:

@@ -321,7 +321,7 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--out", metavar="DIR", help="output folder (default: out)")
     build.add_argument("--split", choices=("book", "chapter", "none"), help="one .apkg per book (default), chapter, or one for all")
     build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
-    build.add_argument("--cache-dir", metavar="DIR", help="render cache (default: ~/.cache/flashgen)")
+    build.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder, e.g. ~/.cache/flashgen)")
     build.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
     build.set_defaults(run=cmd_build)
 
