@@ -281,7 +281,11 @@ def _resolve_image(url: str, origin: Location, root: str) -> tuple[str | None, b
     candidate = os.path.normpath(os.path.join(os.path.dirname(origin.path), path))
     real_root = os.path.realpath(root)
     real = os.path.realpath(candidate)  # symlinks resolved: one pointing out of the tree is outside
-    if os.path.commonpath([real_root, real]) != real_root:
+    try:
+        inside = os.path.commonpath([real_root, real]) == real_root
+    except ValueError:  # Windows: a link to another drive
+        inside = False
+    if not inside:
         return None, None, Diagnostic(
             Severity.ERROR, "unsafe-image", f"image {url!r} leads outside the input folder; not read", origin
         )

@@ -123,8 +123,16 @@ def _plan(args: argparse.Namespace):
 
 
 def _emit_json(data: dict) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None or (sys.stdout.encoding or "").lower().replace("-", "") == "utf8":
+        sys.stdout.write(text)
+        return
+    # JSON is UTF-8 (RFC 8259) whatever the console's code page: a Windows pipe is cp1252 by
+    # default, which cannot even encode most book titles
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
 
 
 # --- commands --------------------------------------------------------------------------

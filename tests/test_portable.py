@@ -145,3 +145,18 @@ def test_crlf_and_lf_read_alike_and_everything_is_written_with_lf(tmp_path, monk
     crlf_lock = tmp_path / "crlf.lock"
     crlf_lock.write_bytes(lock.read_bytes().replace(b"\n", b"\r\n"))
     assert read_lock(crlf_lock) == read_lock(lock)
+
+
+def test_json_on_stdout_is_utf8_whatever_the_console_code_page(tmp_path, monkeypatch):
+    import io
+
+    from flashgen.cli import main
+
+    (tmp_path / "book.md").write_text(_book("Mathématiques › 数学", ["Un."]), encoding="utf-8")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")  # a pipe on Windows, by default
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["check", str(tmp_path), "--json"]) == 0
+    assert main(["stats", str(tmp_path), "--json"]) == 0
+    stdout.flush()
+    first, second = stdout.buffer.getvalue().decode("utf-8").split("\n}\n", 1)
+    assert "数学" in json.dumps(json.loads(second)["books"], ensure_ascii=False)
