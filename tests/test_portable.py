@@ -160,3 +160,24 @@ def test_json_on_stdout_is_utf8_whatever_the_console_code_page(tmp_path, monkeyp
     stdout.flush()
     first, second = stdout.buffer.getvalue().decode("utf-8").split("\n}\n", 1)
     assert "数学" in json.dumps(json.loads(second)["books"], ensure_ascii=False)
+
+
+def test_the_ci_example_builds_on_three_platforms_with_commands_that_exist():
+    import shlex
+
+    import yaml
+
+    from flashgen.cli import make_parser
+
+    workflow = yaml.safe_load((ROOT / "examples" / "ci" / "rebuild-decks.yml").read_text(encoding="utf-8"))
+    job = workflow["jobs"]["build"]
+    assert job["strategy"]["matrix"]["os"] == ["ubuntu-latest", "windows-latest", "macos-latest"]
+    commands = []
+    for step in job["steps"]:
+        for line in step.get("run", "").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["flashgen"] or words[:3] == ["python", "-m", "flashgen"]:
+                commands.append(words[1 if words[0] == "flashgen" else 3 :])
+    assert [c[0] for c in commands] == ["check", "build"]
+    for arguments in commands:
+        make_parser().parse_args(arguments)  # an option the command does not know exits here
