@@ -16,13 +16,15 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import fcntl
+import errno
 import hashlib
 import html
 import json
 import multiprocessing
 import os
+import pathlib
 import re
+import sys
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -46,6 +48,7 @@ __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"
 SPLIT_MODES = ("book", "chapter", "none")
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 STATE_FILE = ".flashgen-state.json"
+STATE_VERSION = 2  # 2: paths relative to the output folder, in POSIX form
 _PARALLEL_FROM = 64  # below this many items a process pool costs more than it saves
 
 Progress = Callable[[str, int, int], None]
@@ -106,17 +109,31 @@ def _jobs(requested: int | None) -> int:
     return max(1, requested if requested else (os.cpu_count() or 1))
 
 
+def _start_method() -> str:
+    """How worker processes start: fork on Linux, spawn elsewhere (Windows has only spawn).
+
+    Workers take nothing from this process but their initializer arguments and tasks, so both
+    give the same bytes (tests/test_portable.py). fork is kept where it is safe because a pool
+    is ready sooner: 0.03 s against 0.2-0.5 s for spawned workers to import flashgen again
+    (2 cores, Python 3.11), which counts in a one-book rebuild of about a second; on a cold
+    20,000-question build the two were within the noise (12-16 s each). macOS offers fork, but
+    its system libraries are not fork-safe (Python's own default there is spawn).
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return "fork" if "fork" in methods and sys.platform.startswith("linux") else "spawn"
+
+
 @contextmanager
 def _workers(jobs: int, pinned_chapters: Mapping[str, str] | None = None) -> Iterator[object | None]:
-    """A pool of worker processes, forked now, while this process is still small.
+    """A pool of worker processes, started now, while this process is still small.
 
     ``pinned_chapters`` (the lock's) is handed to each worker once, for deduplicating books there.
     """
-    if jobs <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if jobs <= 1:
         yield None
         return
-    # fork: workers inherit the loaded modules (and the pins) with no re-import or pickling
-    pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_keep_pins, initargs=(pinned_chapters or {},))
+    context = multiprocessing.get_context(_start_method())
+    pool = context.Pool(jobs, initializer=_keep_pins, initargs=(dict(pinned_chapters or {}),))
     try:
         yield pool
     finally:
@@ -416,7 +433,10 @@ class _Done:
 
 @contextmanager
 def _exclusive(out_dir: str) -> Iterator[None]:
-    """One build at a time writes into a folder: concurrent builds queue instead of mixing files."""
+    """One build at a time writes into a folder: concurrent builds queue instead of mixing files.
+
+    The operating system's own lock, so a build that dies never leaves the folder locked.
+    """
     from .package import open_no_follow
 
     path = os.path.join(out_dir, ".flashgen-build.lock")
@@ -424,12 +444,35 @@ def _exclusive(out_dir: str) -> Iterator[None]:
         fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise FlashgenError(f"{path}: cannot open the build lock: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        _lock_file(fd, True)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            _lock_file(fd, False)
+    finally:
+        os.close(fd)
+
+
+def _lock_file(fd: int, lock: bool) -> None:
+    """Take (waiting as long as it takes) or release an exclusive lock on an open file: flock on POSIX, msvcrt on Windows."""
+    # The stdlib, not the filelock package: its current release adds at-fork and audit hooks to
+    # the process, and this one forks its worker pool.
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)  # msvcrt locks bytes from the current position: always byte 0
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK if lock else msvcrt.LK_UNLCK, 1)
+                return
+            except OSError as exc:
+                if not lock or exc.errno != errno.EDEADLOCK:  # EDEADLOCK: still held after 10 s of retries
+                    raise
+    else:
+        fcntl.flock(fd, fcntl.LOCK_EX if lock else fcntl.LOCK_UN)
 
 
 def _prepare_out_dir(out_dir: str) -> None:
@@ -481,7 +524,7 @@ def _settings_key(options: BuildOptions) -> str:
         s.deck_template,
         repr(s.min_rating),
         repr(s.keep_unrated),
-        os.path.abspath(options.lock_path),
+        _state_key(options.lock_path, options.out_dir),
     )
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
 
@@ -492,12 +535,27 @@ def _read_state(out_dir: str) -> dict:
     try:  # a state file behind a link is not this folder's: not read
         with os.fdopen(open_no_follow(os.path.join(out_dir, STATE_FILE), os.O_RDONLY), encoding="utf-8") as handle:
             state = json.load(handle)
-        return state if isinstance(state, dict) and state.get("version") == 1 else {}
+        return state if isinstance(state, dict) and state.get("version") == STATE_VERSION else {}
     except (OSError, ValueError):
         return {}
 
 
-def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs_by_book: dict[str, dict[str, str]]) -> dict[str, dict]:
+def _state_key(path: str, out_dir: str) -> str:
+    """How the state file names a path: relative to the output folder that holds it, in POSIX form.
+
+    So ``notes/`` and ``/abs/path/notes`` are one library, on any OS, and moving the
+    sources together with the output folder keeps it.
+    """
+    try:
+        path = os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
+    except ValueError:  # Windows: no relative path leads to another drive
+        path = os.path.abspath(path)
+    return pathlib.PurePath(path).as_posix()
+
+
+def _reusable_books(
+    state: dict, settings_key: str, lock_sha: str | None, inputs_by_book: dict[str, dict[str, str]], out_dir: str
+) -> dict[str, dict]:
     """Books whose inputs, settings, lock and packages are exactly as the last build left them."""
     if state.get("settings") != settings_key or state.get("lock") != lock_sha:
         return {}
@@ -505,7 +563,7 @@ def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs
     for book, record in state.get("books", {}).items():
         if inputs_by_book.get(book) != record.get("inputs"):
             continue
-        if all(_sha_of_file(p) == sha for p, sha in record.get("packages", {}).items()):
+        if all(_sha_of_file(os.path.join(out_dir, name)) == sha for name, sha in record.get("packages", {}).items()):
             reusable[book] = record
     return reusable
 
@@ -513,24 +571,25 @@ def _reusable_books(state: dict, settings_key: str, lock_sha: str | None, inputs
 def _work_to_do(inputs: Inputs, options: BuildOptions, settings_key: str, state: dict, lock_sha: str | None):
     """Which input files need parsing: those of books that changed since the last build into this folder.
 
-    Returns (input hashes by book, each file's book, state records of the books reused as they are,
-    [(file, root)] to parse).
+    Returns (input hashes by book and state key, each file's book, state records of the books reused
+    as they are, [(file, root)] to parse).
     """
     inputs_by_book: dict[str, dict[str, str]] = {}
     book_of_file: dict[str, str] = {}
     for path in inputs.files:
         digest, book = _file_digest(path)
-        inputs_by_book.setdefault(book, {})[path] = digest
+        inputs_by_book.setdefault(book, {})[_state_key(path, options.out_dir)] = digest
         book_of_file[path] = book
-    reused = _reusable_books(state, settings_key, lock_sha, inputs_by_book)
+    reused = _reusable_books(state, settings_key, lock_sha, inputs_by_book, options.out_dir)
     if options.split == "none" and set(reused) != set(inputs_by_book):
         reused = {}  # one package holds every book: all or nothing
     todo = [(p, r) for p, r in zip(inputs.files, inputs.roots, strict=True) if book_of_file[p] not in reused]
     return inputs_by_book, book_of_file, reused, todo
 
 
-def _diagnostic_from(d: dict) -> Diagnostic:
-    return Diagnostic(Severity(d["severity"]), d["code"], d["message"], Location(d["path"], d["line"]))
+def _diagnostic_from(d: dict, path_of: Mapping[str, str]) -> Diagnostic:
+    """A diagnostic from the state file, its file named as this build spells it (``path_of``: state key -> path)."""
+    return Diagnostic(Severity(d["severity"]), d["code"], d["message"], Location(path_of.get(d["path"], d["path"]), d["line"]))
 
 
 # --- the build ---------------------------------------------------------------------------------
@@ -579,8 +638,9 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         # the parsed cards (if they came back from the workers at all) are no longer needed
         the_plan = dataclasses.replace(the_plan, files=tuple(dataclasses.replace(f, cards=()) for f in the_plan.files))
         diagnostics = list(the_plan.diagnostics) + list(inputs.diagnostics)  # missing paths raised already
+        path_of = {_state_key(p, options.out_dir): p for p in inputs.files}
         for record in reused.values():
-            diagnostics += [_diagnostic_from(d) for d in record["diagnostics"]]
+            diagnostics += [_diagnostic_from(d, path_of) for d in record["diagnostics"]]
 
         groups: dict[str, list[tuple[Note, Book, Chapter]]] = {}
         for b in the_plan.books:
@@ -668,7 +728,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         os.rmdir(options.out_dir)
 
     diagnostics.sort(key=lambda d: (d.location, d.code))
-    reused_packages = tuple(sorted(p for record in reused.values() for p in record["packages"]))
+    reused_packages = tuple(sorted(os.path.join(options.out_dir, name) for record in reused.values() for name in record["packages"]))
     built_notes = sum(len(members) for members in groups.values())
     return BuildReport(
         files=len(inputs.files),
@@ -741,20 +801,20 @@ def _write_state(options, settings_key, inputs_by_book, reused, figures: _BookFi
     for d in diagnostics:
         book = figures.book_of_path.get(d.location.path)
         if book is not None:
-            diagnostics_of.setdefault(book, []).append(d.as_dict())
+            diagnostics_of.setdefault(book, []).append({**d.as_dict(), "path": _state_key(d.location.path, options.out_dir)})
     books: dict[str, dict] = dict(reused)
     for book, files in inputs_by_book.items():
         if book in reused:
             continue
         books[book] = {
             "inputs": files,
-            "packages": {p: _sha_of_file(p) for p in sorted(figures.packages.get(book, ()))},
+            "packages": {os.path.basename(p): _sha_of_file(p) for p in sorted(figures.packages.get(book, ()))},  # beside the state
             "questions": figures.questions.get(book, 0),
             "notes": figures.notes.get(book, 0),
             "merged": figures.cards.get(book, 0) - figures.notes_before_filter.get(book, 0),
             "decks": len(figures.decks.get(book, ())),
             "diagnostics": diagnostics_of.get(book, []),
         }
-    state = {"version": 1, "settings": settings_key, "lock": _sha_of_file(options.lock_path), "books": books}
+    state = {"version": STATE_VERSION, "settings": settings_key, "lock": _sha_of_file(options.lock_path), "books": books}
     text = json.dumps(state, indent=1, sort_keys=True)
     write_atomically(os.path.join(options.out_dir, STATE_FILE), lambda handle: handle.write(text.encode("utf-8")))

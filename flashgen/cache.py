@@ -35,15 +35,26 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "flashgen")
+    """The platform's user cache folder for flashgen.
+
+    ``$XDG_CACHE_HOME/flashgen`` (else ``~/.cache/flashgen``) on Linux, ``~/Library/Caches/flashgen``
+    on macOS, ``%LOCALAPPDATA%\\flashgen\\Cache`` on Windows.
+    """
+    import platformdirs  # only when a build uses the cache
+
+    return platformdirs.user_cache_dir("flashgen", appauthor=False)
 
 
 def secret_path() -> str:
     """Where the cache's per-user secret lives: the user's state folder, never a cache folder
-    (CI systems share cache folders between branches; they do not share this)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(base, "flashgen", "render-cache.key")
+    (CI systems share cache folders between branches; they do not share this).
+
+    ``$XDG_STATE_HOME/flashgen`` (else ``~/.local/state/flashgen``) on Linux,
+    ``~/Library/Application Support/flashgen`` on macOS, ``%LOCALAPPDATA%\\flashgen`` on Windows.
+    """
+    import platformdirs
+
+    return os.path.join(platformdirs.user_state_dir("flashgen", appauthor=False), "render-cache.key")
 
 
 def _read_secret(path: str) -> bytes | None:

@@ -134,8 +134,16 @@ def _plan(args: argparse.Namespace):
 
 
 def _emit_json(data: dict) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None or (sys.stdout.encoding or "").lower().replace("-", "") == "utf8":
+        sys.stdout.write(text)
+        return
+    # JSON is UTF-8 (RFC 8259) whatever the console's code page: a Windows pipe is cp1252 by
+    # default, which cannot even encode most book titles
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
 
 
 # --- commands --------------------------------------------------------------------------
@@ -342,7 +350,7 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--out", metavar="DIR", help="output folder (default: out)")
     build.add_argument("--split", choices=("book", "chapter", "none"), help="one .apkg per book (default), chapter, or one for all")
     build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
-    build.add_argument("--cache-dir", metavar="DIR", help="render cache (default: ~/.cache/flashgen)")
+    build.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder, e.g. ~/.cache/flashgen)")
     build.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
     build.set_defaults(run=cmd_build)
 

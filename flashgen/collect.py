@@ -32,7 +32,10 @@ def within(path: str, root: str) -> bool:
     input files found under a folder, and the images cards name.
     """
     real_root = os.path.realpath(root)
-    return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+    try:
+        return os.path.commonpath([real_root, os.path.realpath(path)]) == real_root
+    except ValueError:  # Windows: a link to another drive is outside
+        return False
 
 
 def _walk(root: str) -> list[str]:

@@ -63,6 +63,32 @@ def golden(request: pytest.FixtureRequest):
     return check
 
 
+@pytest.fixture(scope="session")
+def library(tmp_path_factory) -> Path:
+    """The real corpus three times over, as three more books: enough files and cards for the worker pool."""
+    from flashgen.build import _PARALLEL_FROM
+
+    root = tmp_path_factory.mktemp("library")
+    for copy in range(3):
+        for path in sorted(CORPUS.glob("*/*.md")):
+            text = path.read_text(encoding="utf-8").replace("Flashcards: ", f"Flashcards: Copy {copy} of ", 1)
+            target = root / f"copy-{copy}" / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+    assert len(list(root.rglob("*.md"))) >= _PARALLEL_FROM
+    return root
+
+
+@pytest.fixture(params=["default", "spawn-only"])
+def start_methods(request, monkeypatch) -> str:
+    """The platform's start methods, then as on Windows: worker processes can only be spawned."""
+    if request.param == "spawn-only":
+        from tests.spawn_only import limit_to_spawn
+
+        limit_to_spawn(monkeypatch.setattr)
+    return request.param
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_cache(tmp_path_factory):
     """Builds in tests use a render cache (and cache secret) of their own, never the user's.

@@ -230,7 +230,12 @@ def test_zip_entry_names_are_safe(tmp_path):
 # --- concurrency --------------------------------------------------------------------------------
 
 
-def test_two_builds_into_one_folder_at_once(tmp_path):
+@pytest.mark.parametrize(
+    "launcher",
+    [["-m", "flashgen.cli"], [str(Path(__file__).resolve().parent / "as_windows.py")]],
+    ids=["flashgen", "as-on-windows"],  # as_windows.py: no fcntl (msvcrt's byte locks instead), spawn only
+)
+def test_two_builds_into_one_folder_at_once(tmp_path, launcher):
     source = tmp_path / "in"
     source.mkdir()
     for i in range(40):
@@ -239,7 +244,7 @@ def test_two_builds_into_one_folder_at_once(tmp_path):
             encoding="utf-8",
         )
     command = [
-        sys.executable, "-m", "flashgen.cli", "build", str(source),
+        sys.executable, *launcher, "build", str(source),
         "-o", str(tmp_path / "out"), "--lock", str(tmp_path / "flashgen.lock"), "-q", "--no-cache",
     ]  # fmt: skip
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(T0), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}

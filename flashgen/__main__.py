@@ -1,0 +1,5 @@
+"""``python -m flashgen``: the same command as ``flashgen``, for where the script is not on PATH."""
+
+from .cli import main
+
+raise SystemExit(main())
