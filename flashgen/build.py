@@ -33,11 +33,13 @@ from types import MappingProxyType
 from typing import Callable, Iterator, Mapping, Sequence
 
 from . import __version__
+from .changes import Change, Changes, NoteOutcome, classify, removed_notes
 from .collect import Inputs, collect_existing, within
+from .continuity import Continuity, carry_over, sketch
 from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, combine, dedupe
 from .lockfile import MAX_TIME, Lock, NoteState, lock_text, read_lock
 from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
-from .names import slug
+from .names import book_title, slug
 from .notetype import notetype_hash
 from .organise import Book, Chapter, Settings, note_tags, organise, source_text
 from .parse import book_of, parse_file
@@ -78,6 +80,9 @@ class Plan:
     books: tuple[Book, ...]
     diagnostics: tuple[Diagnostic, ...]
     roots: MappingProxyType  # input file -> the folder named on the command line it was found in
+    # which notes took over a reworded note's identity, and which lock notes no source gives
+    continuity: Continuity = Continuity((), MappingProxyType({}), ())
+    removed: tuple[Change, ...] = ()  # those lock notes, with book, deck and question
 
     @property
     def questions(self) -> int:
@@ -97,6 +102,7 @@ class BuildReport:
     seconds: float
     changed_notes: int  # new or changed since the lock
     refused: bool = False  # --strict found problems: nothing written
+    changes: Changes = Changes()  # note by note, for the books this build read (all of them unless reused)
 
     def count(self, severity: Severity) -> int:
         return sum(1 for d in self.diagnostics if d.severity is severity)
@@ -209,16 +215,30 @@ def _plan_files(
     pool=None,
     progress: Progress | None = None,
     book_of_file: Mapping[str, str] | None = None,
+    other_books: Sequence[str] = (),
 ) -> Plan:
+    """Parse, dedupe, carry identities over and organise ``files``; ``other_books`` are books the
+    inputs also hold but this run does not read (an incremental build reuses them)."""
     parsed, deduped = None, None
     if pool is not None and book_of_file is not None:
         parsed, deduped = _parse_by_book(files, book_of_file, threshold, pool, progress)
     if deduped is None:
         parsed = _map(parse_file, list(files), pool, "parse", progress)
         deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
+    read = {f.meta.source.strip() for f in parsed}
+    continuity = carry_over(deduped.notes, lock.notes, read, read | set(other_books), threshold)
+    deduped = dataclasses.replace(deduped, notes=continuity.notes)
     books = organise(deduped.notes, settings, lock.decks)
     diagnostics = tuple(d for f in parsed for d in f.diagnostics) + deduped.diagnostics
-    return Plan(tuple(parsed), deduped, books, diagnostics, MappingProxyType(dict(zip(files, roots, strict=True))))
+    roots_of = MappingProxyType(dict(zip(files, roots, strict=True)))
+    removed = removed_notes(continuity.removed, lock.notes, _titles(lock, settings))
+    return Plan(tuple(parsed), deduped, books, diagnostics, roots_of, continuity, removed)
+
+
+def _titles(lock: Lock, settings: Settings) -> dict[str, str]:
+    """Book titles for the books the lock names."""
+    overrides = dict(settings.title_overrides)
+    return {book: book_title(book, overrides) for book in {s.book for s in lock.notes.values()} if book}
 
 
 def _parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
@@ -632,7 +652,15 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
 
     with _workers(jobs if len(todo) >= _PARALLEL_FROM else 1, lock.chapters) as pool:
         the_plan = _plan_files(
-            [p for p, _ in todo], [r for _, r in todo], options.settings, options.threshold, lock, pool, progress, book_of_file
+            [p for p, _ in todo],
+            [r for _, r in todo],
+            options.settings,
+            options.threshold,
+            lock,
+            pool,
+            progress,
+            book_of_file,
+            other_books=sorted(reused),
         )
         figures = _BookFigures.of(the_plan)
         # the parsed cards (if they came back from the workers at all) are no longer needed
@@ -656,6 +684,8 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         nt_mod = lock.notetype_mod if lock.notetype_hash == nt_hash else max(build_time, lock.notetype_mod + 1)
         states: dict[str, NoteState] = dict(lock.notes)
         changed = 0
+        outcomes: list[NoteOutcome] = []
+        fresh_decks = {key: deck for b in the_plan.books for key, deck in b.moved}
         refuse = options.strict and _has_problems(diagnostics)  # known before rendering: render nothing
         out_existed = os.path.isdir(options.out_dir)
         packaging = _Packaging(pool)
@@ -692,7 +722,21 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                             mod = max(build_time, old.mod + 1) if old else build_time
                         else:
                             mod = old.mod
-                        states[note.key] = NoteState(digest, mod, note.chapter, chapter.deck, created[note.key])
+                        # the sketch is only worked out again when the content changed
+                        known = old.sketch if old is not None and old.hash == digest and old.sketch else None
+                        states[note.key] = NoteState(
+                            digest,
+                            mod,
+                            note.chapter,
+                            chapter.deck,
+                            created[note.key],
+                            note.book,
+                            note.question,
+                            known or sketch(note.answer, note.context),
+                        )
+                        outcomes.append(
+                            NoteOutcome(note.key, book.title, chapter.deck, note.question, digest, fresh_decks.get(note.key))
+                        )
                         package_notes.append(PackageNote(note.key, fields, tags, chapter.deck, mod, ids[note.key]))
                         media.update((name, MediaFile(name, data)) for name, data in note_media)
                         figures.add(note.book, chapter.deck, path)
@@ -742,6 +786,13 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         seconds=time.perf_counter() - started,
         changed_notes=changed,
         refused=bool(refuse),
+        changes=classify(
+            outcomes,
+            lock.notes,
+            the_plan.continuity.reworded,
+            the_plan.continuity.removed,
+            _titles(lock, options.settings),
+        ),
     )
 
 

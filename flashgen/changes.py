@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 from .lockfile import NoteState
 
-__all__ = ["KINDS", "Change", "Changes", "NoteOutcome", "classify"]
+__all__ = ["KINDS", "Change", "Changes", "NoteOutcome", "classify", "removed_notes"]
 
 KINDS = ("new", "changed", "reworded", "removed", "moved", "unchanged")
 
@@ -92,8 +92,15 @@ def classify(
             fresh_decks[o.key] = o.fresh_deck
         else:
             kinds["unchanged"].append(change)
-    for key in removed:
+    kinds["removed"] = list(removed_notes(removed, lock_notes, title_of))
+    return Changes(**{kind: tuple(sorted(changes)) for kind, changes in kinds.items()}, fresh_decks=fresh_decks)
+
+
+def removed_notes(keys: Iterable[str], lock_notes: Mapping[str, NoteState], title_of: Mapping[str, str]) -> tuple[Change, ...]:
+    """The lock's record of notes no source gives any more, as changes (sorted)."""
+    found = []
+    for key in keys:
         state = lock_notes[key]
         book = title_of.get(state.book, state.book) if state.book else state.deck.split("::", 1)[0]
-        kinds["removed"].append(Change(book, state.deck, state.question or "(question not recorded)", key))
-    return Changes(**{kind: tuple(sorted(changes)) for kind, changes in kinds.items()}, fresh_decks=fresh_decks)
+        found.append(Change(book, state.deck, state.question or "(question not recorded)", key))
+    return tuple(sorted(found))

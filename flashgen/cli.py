@@ -182,11 +182,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return _exit_code(diagnostics, args.strict)
 
 
-def cmd_build(args: argparse.Namespace) -> int:
-    from .build import BuildOptions, build
+def _build_options(args: argparse.Namespace, write: bool = True):
+    from .build import BuildOptions
 
     config = _config(args)
-    options = BuildOptions(
+    return BuildOptions(
         out_dir=args.out or config.out or "out",
         split=args.split or config.split or "book",
         lock_path=_lock_path(args, config),
@@ -196,7 +196,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         jobs=args.jobs or config.jobs,
         cache_dir=args.cache_dir or config.cache_dir,
         use_cache=not args.no_cache,
+        write=write,
     )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build
+
+    options = _build_options(args)
     progress = _Progress(sys.stderr.isatty() and not args.quiet and not args.json)
     try:
         report = build(args.paths, options, progress)
@@ -211,6 +218,8 @@ def cmd_build(args: argparse.Namespace) -> int:
                 "merged": report.merged,
                 "decks": report.decks,
                 "changed_notes": report.changed_notes,
+                "changes": report.changes.counts(),
+                "removed": [c.as_dict() for c in report.changes.removed],
                 "written": list(report.written),
                 "unchanged": list(report.unchanged),
                 "refused": report.refused,
@@ -244,7 +253,46 @@ def cmd_build(args: argparse.Namespace) -> int:
                 f"{_plural(report.count(Severity.WARNING), 'warning')}",
                 file=sys.stderr,
             )
+            _print_continuity(report.changes, sys.stderr)
     return _exit_code(report.diagnostics, args.strict)
+
+
+def _print_continuity(changes, out) -> None:
+    """After a build: questions reworded in place, and notes no source gives any more."""
+    if changes.reworded:
+        print(f"{_plural(len(changes.reworded), 'note')} reworded: same note, new question, reviews kept", file=out)
+    if changes.removed:
+        print(
+            f"{_plural(len(changes.removed), 'note')} in the lock no source gives any more "
+            "(still in Anki until removed there or by 'flashgen push'):",
+            file=out,
+        )
+        for change in changes.removed:
+            print(f"  {_printable(change.book)} › {_printable(change.question)}", file=out)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .build import build
+    from .changes import KINDS
+
+    options = _build_options(args, write=False)
+    report = build(args.paths, options)
+    changes = report.changes
+    if args.json:
+        _emit_json(changes.as_dict())
+        return 0
+    _print_diagnostics(report.diagnostics, args, sys.stderr)
+    out = sys.stdout
+    for kind in KINDS:
+        if kind == "unchanged":
+            continue
+        for change in getattr(changes, kind):
+            where = changes.fresh_decks.get(change.guid)
+            deck = f"{change.deck} -> {where}" if where else change.deck
+            print(f"{kind:<9} {_printable(deck)} › {_printable(change.question)}", file=out)
+    counts = changes.counts()
+    print(", ".join(f"{counts[kind]} {kind}" for kind in KINDS), file=out)
+    return 0
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -270,6 +318,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
             f"total: {_plural(figures['files'], 'file')}, {_plural(figures['errors'], 'error')}",
             file=out,
         )
+        if figures["removed"]:
+            print(f"{_plural(len(figures['removed']), 'note')} in the lock no source gives any more:", file=out)
+            for removed in figures["removed"]:
+                print(f"  {_printable(removed['book'])} › {_printable(removed['question'])}", file=out)
         if figures["pinned_elsewhere"]:
             print(
                 f"{_plural(figures['pinned_elsewhere'], 'note')} kept in the deck the lock pins, not the one "
@@ -353,6 +405,21 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder, e.g. ~/.cache/flashgen)")
     build.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
     build.set_defaults(run=cmd_build)
+
+    diff = _command(
+        commands,
+        "diff",
+        "what the next build or push changes, note by note (writes nothing)",
+        "flashgen diff notes/ --lock notes/flashgen.lock --json",
+    )
+    _common(diff)
+    _selection(diff)
+    diff.add_argument("-o", "--out", metavar="DIR", help=argparse.SUPPRESS)
+    diff.add_argument("--split", choices=("book", "chapter", "none"), help=argparse.SUPPRESS)
+    diff.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
+    diff.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder)")
+    diff.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
+    diff.set_defaults(run=cmd_diff)
 
     check = _command(commands, "check", "parse and report every problem at path:line", "flashgen check notes/ --strict")
     _common(check)

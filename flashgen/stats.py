@@ -70,5 +70,6 @@ def plan_stats(plan) -> dict[str, Any]:
         "errors": count(Severity.ERROR),
         "warnings": count(Severity.WARNING),
         "pinned_elsewhere": sum(b["pinned_elsewhere"] for b in books),
+        "removed": [c.as_dict() for c in plan.removed],
         "books": books,
     }

@@ -170,3 +170,21 @@ def test_stats_counts_notes_the_lock_keeps_in_another_deck(tmp_path, capsys):
     assert code == 0 and json.loads(out)["pinned_elsewhere"] == 1
     _, out, _ = run(capsys, "stats", str(SEEDS), "--lock", str(lock))
     assert "1 note kept in the deck the lock pins" in out and "07 Where an older rule put it" in out
+
+
+def test_build_and_stats_name_notes_no_source_gives_any_more(tmp_path, capsys):
+    notes = tmp_path / "notes"
+    shutil.copytree(CORPUS / "build-llm", notes)
+    lock = str(tmp_path / "flashgen.lock")
+    assert run(capsys, "build", str(notes), "-o", str(tmp_path / "out"), "--lock", lock, "-q")[0] == 0
+    gone = parse_file(notes / "flashcards-part-03.md").cards  # its cards appear in no other part
+    (notes / "flashcards-part-03.md").unlink()
+    code, _, err = run(capsys, "build", str(notes), "-o", str(tmp_path / "out"), "--lock", lock)
+    assert code == 0 and f"{len(gone)} notes in the lock no source gives any more" in err
+    assert f"Build a Large Language Model › {gone[0].question}" in err
+    _, out, _ = run(capsys, "stats", "--json", str(notes), "--lock", lock)
+    removed = json.loads(out)["removed"]
+    assert len(removed) == len(gone) and {r["book"] for r in removed} == {"Build a Large Language Model"}
+    assert {r["question"] for r in removed} == {c.question for c in gone}
+    _, out, _ = run(capsys, "diff", "--json", str(notes), "--lock", lock)
+    assert len(json.loads(out)["removed"]) == len(gone) and not json.loads(out)["new"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
+import shutil
 
 from flashgen import parse_file, parse_text
 from flashgen.continuity import carry_over, sketch
@@ -91,3 +93,43 @@ def test_lock_entries_round_trip_with_what_continuity_needs():
     lock = _lock(notes)
     text = lock_text(Lock(lock))
     assert parse_lock(json.loads(text)).notes == lock
+
+
+# --- end to end: build, import into the real Anki backend, reword, rebuild, import -------------------
+
+
+def test_reworded_question_updates_the_same_note_in_anki_with_its_reviews(tmp_path, capsys):
+    from flashgen.build import BuildOptions, build
+    from flashgen.cli import main
+    from tests.anki_helpers import CardAnswer, flashgen_notes, fresh_collection, import_all  # anki.collection first
+
+    notes_dir = tmp_path / "notes"
+    shutil.copytree(CORPUS / "fluent-python", notes_dir)
+    options = BuildOptions(out_dir=str(tmp_path / "out"), lock_path=str(tmp_path / "flashgen.lock"), build_time=1_700_000_000)
+    first = build([str(notes_dir)], options)
+    target = parse_file(notes_dir / "hq-part-03.md").cards[0]
+    with fresh_collection(tmp_path / "anki") as col:
+        assert import_all(col, first.written)["new"] == first.notes
+        (note,) = [n for n in flashgen_notes(col) if n["Question"].startswith(target.question[:40])]
+        (card,) = note.cards()
+        states = col._backend.get_scheduling_states(card.id)
+        card.start_timer()
+        col.sched.answer_card(col.sched.build_answer(card=card, states=states, rating=CardAnswer.GOOD))
+        before = [(c.id, c.reps, c.ivl, c.due) for c in col.get_note(note.id).cards()]
+        assert before[0][1] == 1  # reviewed once
+
+        path = notes_dir / "hq-part-03.md"
+        path.write_text(path.read_text(encoding="utf-8").replace(f":p {target.question}", ":p Put simply: " + target.question, 1), encoding="utf-8")
+        assert main(["diff", str(notes_dir), "--lock", options.lock_path, "--json"]) == 0
+        diff = json.loads(capsys.readouterr().out)
+        assert (len(diff["reworded"]), len(diff["new"]), len(diff["removed"])) == (1, 0, 0)
+        assert diff["reworded"][0]["guid"] == note.guid
+
+        second = build([str(notes_dir)], dataclasses.replace(options, build_time=1_700_100_000))
+        assert [c.guid for c in second.changes.reworded] == [note.guid] and second.changes.new == ()
+        counts = import_all(col, second.written)
+        assert (counts["new"], counts["updated"]) == (0, 1)
+        updated = col.get_note(note.id)
+        assert updated["Question"].startswith("Put simply:") and updated.guid == note.guid
+        assert [(c.id, c.reps, c.ivl, c.due) for c in updated.cards()] == before
+        assert col.db.scalar("select count() from revlog where cid = ?", card.id) == 1
