@@ -27,6 +27,12 @@ vendored AnkiConnect (``tests/test_ankiconnect.py`` repeats each of these on eve
   only: no counts of new or updated notes, so whoever imports compares ``findNotes`` /
   ``notesInfo`` before and after.
 
+* because ``merge_notetypes`` is on, a package whose note type gained a field is merged into
+  the collection's note type (no "conflicting" copy, as File > Import makes by default), but
+  the merge stamps every note of that type with the current time, so the package's notes are
+  then older and skipped: the new field stays empty (measured with the ``anki`` backend and
+  AnkiConnect's options). A note type change is a migration the push must do itself.
+
 ``notesInfo`` shows neither a note's GUID nor its ``mod`` in this AnkiConnect version, and
 Anki's search has no ``guid:``; flashgen's note ids, which Anki keeps unless they collide,
 are the handle a running Anki gives back.
