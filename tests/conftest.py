@@ -100,3 +100,8 @@ def private_cache(tmp_path_factory):
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
         patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-state"))
         yield
+
+
+# The real Anki desktop fixtures (anki_desktop, anki_desktop_factory); imported last because
+# that module reads SHARED from here.
+from tests.anki_desktop import anki_desktop, anki_desktop_factory  # noqa: E402,F401
