@@ -69,6 +69,9 @@ class BuildOptions:
     cache_dir: str | None = None  # render cache; default: the user cache folder
     use_cache: bool = True
     write: bool = True  # False: plan and report only
+    # notes whose content change is not taken (push: edited in Anki since the last push): they keep
+    # their lock entry and their old modification time, so Anki keeps its newer copy
+    hold_back: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,7 +343,7 @@ def _content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
-def _note_ids(created: dict[str, int]) -> dict[str, int]:
+def note_ids(created: dict[str, int]) -> dict[str, int]:
     """Anki note ids from creation times (Anki shows them as 'created'); unique, in one linear pass."""
     ids: dict[str, int] = {}
     previous = 0
@@ -679,7 +682,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         for book_notes in groups.values():
             for note, _, _ in book_notes:
                 created.setdefault(note.key, build_time)
-        ids = _note_ids(created)
+        ids = note_ids(created)
         nt_hash = notetype_hash()
         nt_mod = lock.notetype_mod if lock.notetype_hash == nt_hash else max(build_time, lock.notetype_mod + 1)
         states: dict[str, NoteState] = dict(lock.notes)
@@ -717,6 +720,11 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         tags = note_tags(note, book, chapter)
                         digest = _content_hash(fields, tags)
                         old = lock.notes.get(note.key)
+                        if old is not None and note.key in options.hold_back:
+                            package_notes.append(PackageNote(note.key, fields, tags, chapter.deck, old.mod, ids[note.key]))
+                            media.update((name, MediaFile(name, data)) for name, data in note_media)
+                            figures.add(note.book, chapter.deck, path)
+                            continue
                         if old is None or old.hash != digest:
                             changed += 1
                             mod = max(build_time, old.mod + 1) if old else build_time
@@ -733,6 +741,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                             note.book,
                             note.question,
                             known or sketch(note.answer, note.context),
+                            old.pushed if old is not None else None,
                         )
                         outcomes.append(
                             NoteOutcome(note.key, book.title, chapter.deck, note.question, digest, fresh_decks.get(note.key))

@@ -271,6 +271,35 @@ def _print_continuity(changes, out) -> None:
             print(f"  {_printable(change.book)} › {_printable(change.question)}", file=out)
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from .ankiconnect import AnkiConnect
+    from .changes import KINDS
+    from .push import REMOVED_TAG, PushOptions, push
+
+    options = _build_options(args)
+    client = AnkiConnect(args.anki_connect, args.api_key)
+    say = (lambda line: None) if args.quiet else (lambda line: print(_printable(f"flashgen: {line}"), file=sys.stderr))
+    report = push(
+        args.paths,
+        options,
+        client,
+        PushOptions(delete_removed=args.delete_removed, move=args.move, force=args.force, dry_run=args.dry_run),
+        say,
+    )
+    counts = report.counts()
+    if args.json:
+        _emit_json(counts)
+    else:
+        _print_diagnostics(report.build.diagnostics, args, sys.stderr)
+        if not args.quiet:
+            done = "would change" if args.dry_run else "pushed"
+            print(f"{done}: " + ", ".join(f"{counts[kind]} {kind}" for kind in KINDS), file=sys.stderr)
+            if report.changes.removed and not args.dry_run:
+                verb = "deleted" if report.deleted else f"tagged {REMOVED_TAG} and suspended"
+                print(f"{_plural(len(report.changes.removed), 'removed note')} {verb} in Anki", file=sys.stderr)
+    return _exit_code(report.build.diagnostics, args.strict)
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from .build import build
     from .changes import KINDS
@@ -420,6 +449,27 @@ def make_parser() -> argparse.ArgumentParser:
     diff.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder)")
     diff.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
     diff.set_defaults(run=cmd_diff)
+
+    push_ = _command(
+        commands,
+        "push",
+        "bring a running Anki desktop up to date through AnkiConnect",
+        "flashgen push notes/ --lock notes/flashgen.lock --dry-run",
+    )
+    _common(push_)
+    _selection(push_)
+    push_.add_argument("--anki-connect", metavar="URL", default="http://127.0.0.1:8765", help="AnkiConnect's address (default: %(default)s)")
+    push_.add_argument("--api-key", metavar="KEY", help="AnkiConnect's apiKey, if it has one")
+    push_.add_argument("--delete-removed", action="store_true", help="delete notes no source gives any more (default: tag and suspend)")
+    push_.add_argument("--move", action="store_true", help="move cards to the deck a fresh build would choose, and pin it")
+    push_.add_argument("--force", action="store_true", help="overwrite notes edited in Anki since the last push")
+    push_.add_argument("--dry-run", action="store_true", help="say what would change in the running Anki; change nothing")
+    push_.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
+    push_.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder)")
+    push_.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
+    push_.add_argument("-o", "--out", metavar="DIR", help=argparse.SUPPRESS)
+    push_.add_argument("--split", choices=("book", "chapter", "none"), help=argparse.SUPPRESS)
+    push_.set_defaults(run=cmd_push)
 
     check = _command(commands, "check", "parse and report every problem at path:line", "flashgen check notes/ --strict")
     _common(check)

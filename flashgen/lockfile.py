@@ -38,6 +38,7 @@ class NoteState:
     book: str | None = None  # the book's source name, as the headers give it
     question: str | None = None  # the question as written, to say which note was removed
     sketch: str | None = None  # the answer's and context's words, hashed (continuity.sketch)
+    pushed: str | None = None  # hash of the fields as 'flashgen push' last left them in Anki
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +110,7 @@ def _note_state(key: str, v) -> NoteState:
         book=_text(v.get("book"), f"{where}.book", optional=True),
         question=_question(v.get("question"), f"{where}.question"),
         sketch=_text(v.get("sketch"), f"{where}.sketch", _SKETCH, optional=True),
+        pushed=_text(v.get("pushed"), f"{where}.pushed", _HEX, optional=True),
     )
 
 
@@ -166,7 +168,11 @@ def lock_text(lock: Lock) -> str:
                 "created": s.created,
                 "chapter": s.chapter,
                 "deck": s.deck,
-                **{name: value for name, value in (("book", s.book), ("question", s.question), ("sketch", s.sketch)) if value},
+                **{
+                    name: value
+                    for name, value in (("book", s.book), ("question", s.question), ("sketch", s.sketch), ("pushed", s.pushed))
+                    if value
+                },
             }
             for key, s in sorted(lock.notes.items())
         },
