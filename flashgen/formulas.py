@@ -22,6 +22,7 @@ card shows.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -97,6 +98,10 @@ _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 # a word of three or more letters right after a formula; 'th' in '$n$th' is a suffix, not a word
 _WORD_AFTER = re.compile(r"[A-Za-z]{3,}")
 _CODE_SPAN = re.compile(r"(`+).*?(?<!`)\1(?!`)", re.DOTALL)
+# How far a formula written without (one of) its delimiters may reach: far beyond any real
+# inline formula, and it keeps hostile text (a line of ten thousand glued dollars) linear.
+_REACH = 400
+_MAX_PROBLEMS = 20  # per field: the first few say enough, and ten thousand warnings say nothing more
 # a piece of a bare formula: no white space, no dollar, no delimiter
 _CHUNK = re.compile(r"(?:(?!\\[()\[\]])[^\s$])+")
 _SENTENCE_END = re.compile(r"[.,;:!?]+$")
@@ -150,6 +155,8 @@ class _Scan:
         self.last = 0  # text[:last] is already in out
         self.problems: list[MathProblem] = []
         self.code_end = 0  # where the last code span ended: no formula reaches back past it
+        self._positions: dict[tuple[str, str | None], list[int]] = {}
+        self._stops: dict[tuple[str, ...], list[int]] = {}
 
     def take(self, start: int, end: int, formula: Formula, body: str = "") -> None:
         """Replace text[start:end] by a slot for the formula; words in it are kept as words.
@@ -193,15 +200,33 @@ class _Scan:
     def warn(self, offset: int, message: str) -> None:
         self.problems.append(MathProblem(offset, message))
 
-    def next_of(self, k: int, kinds: tuple[str, ...], value: str | None = None, stop: tuple[str, ...] = ("par",)) -> int | None:
-        """Index of the next token after k of one of ``kinds`` (and ``value``), before any of ``stop``."""
-        for j in range(k + 1, len(self.tokens)):
-            kind = self.tokens[j][2]
-            if kind in kinds and (value is None or self.tokens[j][3] == value):
-                return j
-            if kind in stop:
-                return None
-        return None
+    def next_of(self, k: int, kind: str, value: str | None = None, stop: tuple[str, ...] = ("par",)) -> int | None:
+        """Index of the next token after k of ``kind`` (and ``value``), before any token of a ``stop`` kind.
+
+        By bisection over precomputed positions: a paragraph of ten thousand unclosed
+        delimiters must not cost a hundred million steps.
+        """
+        positions = self._positions.get((kind, value))
+        if positions is None:
+            positions = [j for j, token in enumerate(self.tokens) if token[2] == kind and (value is None or token[3] == value)]
+            self._positions[(kind, value)] = positions
+        n = bisect.bisect_right(positions, k)
+        if n == len(positions):
+            return None
+        return positions[n] if positions[n] < self._next_stop(stop)[k] else None
+
+    def _next_stop(self, stop: tuple[str, ...]) -> list[int]:
+        """For each token index, the index of the first later token of a ``stop`` kind (or the end)."""
+        table = self._stops.get(stop)
+        if table is None:
+            table = [len(self.tokens)] * len(self.tokens)
+            following = len(self.tokens)
+            for j in range(len(self.tokens) - 1, -1, -1):
+                table[j] = following
+                if self.tokens[j][2] in stop:
+                    following = j
+            self._stops[stop] = table
+        return table
 
     def run(self) -> str:
         tokens = self.tokens
@@ -209,13 +234,13 @@ class _Scan:
         while k < len(tokens):
             start, end, kind, value = tokens[k]
             if kind == "code":
-                other = self.next_of(k, ("code",), value)
+                other = self.next_of(k, "code", value)
                 if other is not None:
                     self.code_end = tokens[other][1]  # a code span is left to mistune, untouched
                 k = (other if other is not None else k) + 1
                 continue
             if kind == "dd":
-                other = self.next_of(k, ("dd",), stop=())
+                other = self.next_of(k, "dd", stop=())
                 body = self.text[end : tokens[other][0]] if other is not None else ""
                 if other is not None and body.strip() and not _ANKI_DELIMITER.search(body):
                     self.take(start, tokens[other][1], Formula(True, body.strip()))
@@ -225,7 +250,7 @@ class _Scan:
                 continue
             elif kind == "open":
                 display = value == "\\["
-                other = self.next_of(k, ("close",), "\\" + ("]" if display else ")"), stop=() if display else ("par",))
+                other = self.next_of(k, "close", "\\" + ("]" if display else ")"), stop=() if display else ("par",))
                 if other is not None and self.text[end : tokens[other][0]].strip():
                     self.take(start, tokens[other][1], Formula(display, self.text[end : tokens[other][0]].strip()))
                     k = other + 1
@@ -242,7 +267,7 @@ class _Scan:
     def dollar(self, k: int) -> int:
         """Pair the dollar at token k with the next one, if what lies between is math."""
         start, end = self.tokens[k][0], self.tokens[k][1]
-        other = self.next_of(k, ("d",), stop=("par", "code", "dd", "open", "close"))
+        other = self.next_of(k, "d", stop=("par", "code", "dd", "open", "close"))
         if other is None or _SHELL.match(self.text, start):
             return self.literal(k)
         body = self.text[end : self.tokens[other][0]]
@@ -271,7 +296,7 @@ class _Scan:
             self.warn(start, f"formula '{_short(tex)}{self.tokens[k][3]}' has no opening; opened before it")
             self.take(opened, end, Formula(self.tokens[k][2] == "dd", tex))
             return k + 1
-        if self.tokens[k][2] == "dd" and self.next_of(k, ("dd",), stop=()) is None:
+        if self.tokens[k][2] == "dd" and self.next_of(k, "dd", stop=()) is None:
             self.warn(start, "'$$' is never closed; shown as dollars")
         return k + 1
 
@@ -290,9 +315,10 @@ def _bare_tex(segment: str) -> list[tuple[int, int]]:
     for m in _BARE_COMMAND.finditer(segment):
         if any(a <= m.start() < b for a, b in code) or (extents and m.start() < extents[-1][1]):
             continue
-        line_start = segment.rfind("\n", 0, m.start()) + 1
-        line_end = segment.find("\n", m.end())
-        line_end = len(segment) if line_end < 0 else line_end
+        window = max(0, m.start() - _REACH)
+        line_start = segment.rfind("\n", window, m.start()) + 1 or window
+        line_end = segment.find("\n", m.end(), m.end() + _REACH)
+        line_end = min(len(segment), m.end() + _REACH) if line_end < 0 else line_end
         chunks = [(c.start() + line_start, c.end() + line_start) for c in _CHUNK.finditer(segment[line_start:line_end])]
         here = next(i for i, (a, b) in enumerate(chunks) if a <= m.start() < b)
 
@@ -319,9 +345,10 @@ def _bare_tex(segment: str) -> list[tuple[int, int]]:
 def _formula_before(text: str, low: int, high: int) -> int | None:
     """Where a formula that ends at ``high`` with TeX glued to its dollar would have begun
     (not before ``low``): back over the pieces of formula on its line, to a word or a sentence end."""
+    low = max(low, high - _REACH)
     gap = re.search(_GAP + r"\Z", text[low:high])
     high -= len(gap.group()) if gap else 0  # the dollar may stand at the start of the next line
-    line_start = max(low, text.rfind("\n", 0, high) + 1)
+    line_start = max(low, text.rfind("\n", low, high) + 1)
     chunks = list(_CHUNK.finditer(text, line_start, high))
     if not chunks or chunks[-1].end() != high or not _COMMAND.search(chunks[-1].group()):
         return None
@@ -369,4 +396,8 @@ def math_problems(text: str) -> list[tuple[int, str]]:
     if "$" not in text and "\\" not in text:
         return []
     _, problems = scan_math(text, lambda formula: "")
-    return [(text.count("\n", 0, p.offset), p.message) for p in problems]
+    newlines = [m.start() for m in re.finditer("\n", text)]
+    found = [(bisect.bisect_left(newlines, p.offset), p.message) for p in problems[:_MAX_PROBLEMS]]
+    if len(problems) > _MAX_PROBLEMS:
+        found.append((found[-1][0], f"and {len(problems) - _MAX_PROBLEMS} more math problems in this field"))
+    return found

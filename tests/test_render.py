@@ -193,3 +193,27 @@ def test_no_corpus_note_shows_raw_tex_in_prose_or_prose_as_math():
                     if re.search(r"(?<![\\A-Za-z{])[a-z]{3,} +[a-z]{2,}(?![A-Za-z])", tex):
                         prose_math.append(f"{card.location}: {tex[:80]}")
     assert shown_tex == [] and prose_math == []
+
+
+@pytest.mark.parametrize("shape", ["\\( ", "$$ ", "$\\alpha", "\\alpha$ ", "` `` ", "a\\frac{a}{b} "])
+def test_math_scan_stays_linear_on_hostile_text(shape):
+    """Unclosed delimiters and glued dollars by the ten thousand: twice the text, about twice the time.
+
+    A ratio of best-of-three timings in one run, not a time limit: a loaded machine slows both sizes.
+    """
+    import time
+
+    from flashgen.formulas import math_problems
+
+    def best(n: int) -> float:
+        text = shape * n
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            math_problems(text)
+            runs.append(time.perf_counter() - started)
+        return min(runs)
+
+    small, large = best(6000), best(12000)
+    assert large < 3.5 * small + 0.01
+    assert len(math_problems(shape * 6000)) <= 21  # the first twenty, and a count of the rest
