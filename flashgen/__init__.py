@@ -8,12 +8,48 @@ The pipeline, one module per stage::
 
 __version__ = "0.1.0"  # first: modules below read it
 
-from .build import BuildOptions, BuildReport, build, plan
-from .dedupe import Note, dedupe
-from .model import Card, Diagnostic, FileMeta, FlashgenError, Location, ParsedFile, Severity, Variant
-from .organise import Book, Chapter, Settings, organise
-from .parse import parse_bytes, parse_file, parse_text
-from .render import render_card, render_markdown
+# The public names load their modules on first use (PEP 562), so that `flashgen --version`
+# and `flashgen check` do not import the builder, the renderer and their dependencies.
+_PUBLIC = {
+    "BuildOptions": "build",
+    "BuildReport": "build",
+    "build": "build",
+    "plan": "build",
+    "Note": "dedupe",
+    "dedupe": "dedupe",
+    "Card": "model",
+    "Diagnostic": "model",
+    "FileMeta": "model",
+    "FlashgenError": "model",
+    "Location": "model",
+    "ParsedFile": "model",
+    "Severity": "model",
+    "Variant": "model",
+    "Book": "organise",
+    "Chapter": "organise",
+    "Settings": "organise",
+    "organise": "organise",
+    "parse_bytes": "parse",
+    "parse_file": "parse",
+    "parse_text": "parse",
+    "render_card": "render",
+    "render_markdown": "render",
+}
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+        globals()[name] = value  # once found, an ordinary attribute
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_PUBLIC))
+
 
 __all__ = [
     "Book",

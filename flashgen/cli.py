@@ -13,11 +13,13 @@ import json
 import os
 import sys
 import time
-from typing import Sequence, TextIO
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from . import __version__
-from .config import Config, find_config, load_config
 from .model import Diagnostic, FlashgenError, Severity
+
+if TYPE_CHECKING:
+    from .config import Config
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -95,6 +97,8 @@ class _Progress:
 
 
 def _config(args: argparse.Namespace) -> Config:
+    from .config import find_config, load_config
+
     path = args.config if getattr(args, "config", None) else find_config(args.paths)
     return load_config(path)
 
@@ -491,6 +495,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code instead of exiting."""
+    if list(sys.argv[1:] if argv is None else argv) == ["--version"]:  # answered before anything heavy loads
+        print(f"flashgen {__version__}")
+        return EXIT_OK
     parser = make_parser()
     try:
         args = parser.parse_args(argv)
