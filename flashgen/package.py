@@ -29,7 +29,7 @@ from typing import Sequence
 
 import genanki
 
-from .notetype import BACK_TEMPLATE, FIELDS, FRONT_TEMPLATE, NOTETYPE_ID, NOTETYPE_NAME
+from .notetype import NOTETYPE_ID, NOTETYPE_NAME, field_configs, template_configs
 from .render import note_css
 
 __all__ = ["PackageNote", "MediaFile", "write_package", "prepare_package", "package_bytes", "deck_id", "write_atomically", "open_no_follow"]
@@ -76,8 +76,10 @@ def _model() -> genanki.Model:
     return genanki.Model(
         NOTETYPE_ID,
         NOTETYPE_NAME,
-        fields=[{"name": name} for name in FIELDS],
-        templates=[{"name": "Card", "qfmt": FRONT_TEMPLATE, "afmt": BACK_TEMPLATE}],
+        # genanki writes these dicts into the note type JSON as they are, so each field and the
+        # template carry their fixed id: what Anki's note type merge matches them by
+        fields=field_configs(),
+        templates=template_configs(),
         css=note_css(),
         sort_field_index=0,
     )

@@ -228,3 +228,23 @@ def test_demo_decks_import_cleanly(tmp_path, monkeypatch):
             "AI Engineering::24 Memory",
             "AI Engineering::25 Finetuning Overview",
         }
+
+
+def test_without_the_lock_only_the_clock_decides(tmp_path):
+    """What the README says of building without the lock: every note gets the build time, so a
+    later build updates all notes, changed or not, and one at the same time updates none, edit or not."""
+    shutil.copytree(CORPUS.parent / "seeds", tmp_path / "src")
+
+    def unlocked(build_time, n):
+        options = BuildOptions(out_dir=str(tmp_path / f"out{n}"), lock_path=str(tmp_path / f"lock{n}"), build_time=build_time)
+        return build([str(tmp_path / "src")], options).written
+
+    with fresh_collection(tmp_path / "anki") as col:
+        assert import_all(col, unlocked(T0, 0))["new"] == 53
+        assert import_all(col, unlocked(T1, 1))["updated"] == 53  # nothing edited
+        (path,) = [p for p in (tmp_path / "src").iterdir() if "tool failure." in p.read_text(encoding="utf-8")]
+        path.write_text(path.read_text(encoding="utf-8").replace("tool failure.", "EDITED.", 1), encoding="utf-8")
+        assert import_all(col, unlocked(T1, 2)) == {"new": 0, "updated": 0, "duplicate": 53, "conflicting": 0, "missing_notetype": 0}
+        assert not col.find_notes("EDITED.")
+        assert import_all(col, unlocked(T2, 3))["updated"] == 53
+        assert len(col.find_notes("EDITED.")) == 1 and col.note_count() == 53
