@@ -147,3 +147,53 @@ def test_push_edited_in_anki_is_kept_unless_forced(anki_desktop, tmp_path, capsy
 def test_push_without_anki_is_one_line_and_exit_2(tmp_path, capsys):
     code, out, err = _run(capsys, "push", BOOK, "--lock", tmp_path / "l", "--anki-connect", "http://127.0.0.1:9")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "is Anki running?" in err
+
+
+def test_dry_run_compares_with_the_live_collection_and_changes_nothing(anki_desktop, tmp_path, capsys):
+    client = anki_desktop.client
+    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
+    shutil.copytree(BOOK, source)
+    _push(capsys, client, source, lock)
+    total = len(client.find_notes('"note:flashgen: Question/Answer"'))
+    hq = source / "hq-part-04.md"
+    answer = "Gradient clipping is used to prevent large gradients"
+    hq.write_text(hq.read_text(encoding="utf-8").replace(answer, answer + " (dry run)", 1), encoding="utf-8")
+    (source / "flashcards-part-05.md").unlink()
+    lock_before = lock.read_bytes()
+    code, counts = _push(capsys, client, source, lock, "--dry-run")
+    assert code == 0 and counts["changed"] >= 1 and counts["removed"] == 10 and counts["new"] == 0
+    assert lock.read_bytes() == lock_before
+    assert client.find_notes('"Answer:*(dry run)*"') == [] and client.find_notes("tag:flashgen::removed") == []
+    assert len(client.find_notes('"note:flashgen: Question/Answer"')) == total
+    # a note deleted in Anki is new again to the live collection, though the lock knows it
+    victim = client.find_notes('"Question:What is gradient clipping used for in model training?"')
+    client.delete_notes(victim)
+    code, counts = _push(capsys, client, source, lock, "--dry-run")
+    assert counts["new"] == 1
+
+
+def test_move_files_cards_where_a_fresh_build_would_and_pins_it(anki_desktop, tmp_path, capsys):
+    client = anki_desktop.client
+    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
+    shutil.copytree(BOOK, source)
+    _push(capsys, client, source, lock)
+    # an older rule had put one note elsewhere: its card sits in that deck, pinned there
+    data = json.loads(lock.read_text(encoding="utf-8"))
+    key = sorted(data["notes"])[0]
+    fresh_deck = data["notes"][key]["deck"]
+    old_deck = fresh_deck.split("::")[0] + "::99 Where an older rule put it"
+    data["notes"][key]["deck"] = old_deck
+    lock.write_text(json.dumps(data), encoding="utf-8")
+    question = data["notes"][key]["question"]
+    (note_id,) = [n["noteId"] for n in client.notes_info(client.find_notes('"note:flashgen: Question/Answer"'))
+                  if n["fields"]["Question"]["value"].startswith(question.split("`")[0][:30])][:1]
+    client.change_deck(client.notes_info([note_id])[0]["cards"], old_deck)
+    assert len(_diff(capsys, source, lock)["moved"]) == 1
+
+    code, counts = _push(capsys, client, source, lock)  # without --move nothing moves
+    assert counts["moved"] == 0 and _cards(client, f"nid:{note_id}")[0]["deckName"] == old_deck
+    code, counts = _push(capsys, client, source, lock, "--move")
+    assert code == 0 and counts["moved"] == 1
+    assert _cards(client, f"nid:{note_id}")[0]["deckName"] == fresh_deck
+    assert json.loads(lock.read_text(encoding="utf-8"))["notes"][key]["deck"] == fresh_deck
+    assert _diff(capsys, source, lock)["moved"] == []
