@@ -133,12 +133,55 @@ def _workers(jobs: int, pinned_chapters: Mapping[str, str] | None = None) -> Ite
         yield None
         return
     context = multiprocessing.get_context(_start_method())
-    pool = context.Pool(jobs, initializer=_keep_pins, initargs=(dict(pinned_chapters or {}),))
+    pool = None
     try:
+        with _stop_signals_held():
+            pool = context.Pool(jobs, initializer=_start_worker, initargs=(dict(pinned_chapters or {}),))
         yield pool
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:  # also on an interrupt: workers never outlive the build
+            pool.terminate()
+            pool.join()
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (POSIX) while workers start: they inherit the mask, so none is
+    interrupted before its initializer has set what an interrupt does there. Delivered after."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masks, and no signals that need one
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_worker(pinned_chapters: Mapping[str, str]) -> None:
+    """A worker's initializer: its signals, then the lock's pins.
+
+    Signals that stop the command are the main process's to handle: it stops the pool, the
+    way the pool expects. Ctrl-C, ``timeout`` and CI runners signal the whole process group;
+    a worker with Python's handlers printed a KeyboardInterrupt or BrokenPipe traceback, and a
+    worker killed while waiting for work dies holding the pool's queue lock, so that stopping
+    the pool then waits for ever (``timeout 3 flashgen build`` hung so). So a worker leaves
+    the group (POSIX), ignores SIGINT (a Windows console sends Ctrl-C to every process in it),
+    and dies quietly of SIGTERM, which is how ``pool.terminate()`` stops it.
+    """
+    import signal
+
+    if hasattr(os, "setpgid"):
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    _keep_pins(pinned_chapters)
 
 
 def _chunk_size(pool, items: int) -> int:

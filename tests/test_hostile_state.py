@@ -579,3 +579,41 @@ def test_switching_split_removes_the_packages_flashgen_wrote_before_and_nothing_
     assert sorted(p.name for p in out.glob("*.apkg")) == sorted(["flashgen.apkg", "mine.apkg", os.path.basename(by_chapter.written[0])])
     assert len(by_book.written) == 2
 
+
+
+@pytest.fixture(scope="module")
+def big_library(tmp_path_factory) -> Path:
+    """The corpus five times over, as five more books: a build of several seconds on two cores."""
+    from tests.conftest import corpus_copies
+
+    return corpus_copies(tmp_path_factory.mktemp("big-library"), 5)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM is a POSIX signal; Windows stops a process with TerminateProcess")
+def test_sigterm_mid_build_exits_143_quietly_and_leaves_the_old_outputs(big_library, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    source = tmp_path / "in"
+    shutil.copytree(big_library, source)
+    command = [sys.executable, "-m", "flashgen", "build", str(source), "-o", str(tmp_path / "out"), "--lock", str(tmp_path / "flashgen.lock"), "--no-cache", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "SOURCE_DATE_EPOCH": str(T0)}
+    assert subprocess.run(command, env=env, capture_output=True, timeout=300).returncode == 0
+    before, lock_before = _files(tmp_path / "out"), (tmp_path / "flashgen.lock").read_bytes()
+    for path in source.rglob("*.md"):  # every book changes
+        path.write_text(path.read_text(encoding="utf-8").replace("??x\n", "??x\nEdited.\n", 1), encoding="utf-8")
+    with subprocess.Popen(command, env={**env, "SOURCE_DATE_EPOCH": str(T0 + 10)}, stderr=subprocess.PIPE) as run:
+        deadline = time.monotonic() + 120
+        while run.poll() is None and time.monotonic() < deadline:  # until packages are being written
+            if any(p.name.endswith(".tmp") for p in (tmp_path / "out").iterdir()):
+                break
+            time.sleep(0.005)
+        run.send_signal(signal.SIGTERM)
+        err = run.stderr.read().decode()
+        code = run.wait(timeout=60)
+    assert code == 143, err
+    assert err.strip().splitlines() == ["flashgen: terminated"], err
+    assert [p for p in tmp_path.rglob("*.tmp")] == []
+    assert _files(tmp_path / "out") == before
+    assert (tmp_path / "flashgen.lock").read_bytes() == lock_before
