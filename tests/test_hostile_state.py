@@ -7,6 +7,7 @@ Where the claim is about Anki, the deck goes through the real Anki backend.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -565,6 +566,25 @@ def test_stale_temporary_files_of_flashgen_are_cleaned_and_nothing_else(tmp_path
     assert build([str(source)], options).written == ()  # even a build with nothing to write
     assert [p for p in planted if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []
+
+
+def test_a_planted_journal_moves_and_deletes_nothing_outside_the_folder(tmp_path):
+    source = _two_books(tmp_path)
+    options = options_for(tmp_path)
+    build([str(source)], options)
+    (tmp_path / "precious.apkg").write_text("keep me")
+    (tmp_path / "out" / ".x.apkg.0123456789ab.tmp").write_text("planted")
+    sha = hashlib.sha256(b"keep me").hexdigest()
+    for renames, remove in [
+        ([["../precious.apkg", ".x.apkg.0123456789ab.tmp", None]], []),
+        ([["x.apkg", "../.precious.apkg.0123456789ab.tmp", None]], []),
+        ([], [["../precious.apkg", sha]]),
+    ]:
+        journal = {"version": 1, "renames": renames, "point": {"lock": False, "sha256": "0" * 64}, "remove": remove}
+        (tmp_path / "out" / ".flashgen-commit.json").write_text(json.dumps(journal))
+        build([str(source)], options)
+        assert (tmp_path / "precious.apkg").read_text() == "keep me"
+        assert not (tmp_path / "out" / ".flashgen-commit.json").exists()
 
 
 def test_switching_split_removes_the_packages_flashgen_wrote_before_and_nothing_else(tmp_path):
