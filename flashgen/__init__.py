@@ -8,6 +8,9 @@ The pipeline, one module per stage::
 
 __version__ = "0.1.0"  # first: modules below read it
 
+import sys
+import types
+
 # The public names load their modules on first use (PEP 562), so that `flashgen --version`
 # and `flashgen check` do not import the builder, the renderer and their dependencies.
 _PUBLIC = {
@@ -35,6 +38,20 @@ _PUBLIC = {
     "render_card": "render",
     "render_markdown": "render",
 }
+
+
+class _Package(types.ModuleType):
+    """Importing a submodule binds it as an attribute of its package: ``flashgen.build`` would
+    become the module, not the function. Three public functions share a name with their
+    module; for those the binding is declined (``sys.modules`` still has the module)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in ("build", "dedupe", "organise") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

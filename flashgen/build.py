@@ -142,12 +142,55 @@ def _workers(jobs: int, pinned_chapters: Mapping[str, str] | None = None) -> Ite
         yield None
         return
     context = multiprocessing.get_context(_start_method())
-    pool = context.Pool(jobs, initializer=_keep_pins, initargs=(dict(pinned_chapters or {}),))
+    pool = None
     try:
+        with _stop_signals_held():
+            pool = context.Pool(jobs, initializer=_start_worker, initargs=(dict(pinned_chapters or {}),))
         yield pool
     finally:
-        pool.terminate()
-        pool.join()
+        if pool is not None:  # also on an interrupt: workers never outlive the build
+            pool.terminate()
+            pool.join()
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (POSIX) while workers start: they inherit the mask, so none is
+    interrupted before its initializer has set what an interrupt does there. Delivered after."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masks, and no signals that need one
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_worker(pinned_chapters: Mapping[str, str]) -> None:
+    """A worker's initializer: its signals, then the lock's pins.
+
+    Signals that stop the command are the main process's to handle: it stops the pool, the
+    way the pool expects. Ctrl-C, ``timeout`` and CI runners signal the whole process group;
+    a worker with Python's handlers printed a KeyboardInterrupt or BrokenPipe traceback, and a
+    worker killed while waiting for work dies holding the pool's queue lock, so that stopping
+    the pool then waits for ever (``timeout 3 flashgen build`` hung so). So a worker leaves
+    the group (POSIX), ignores SIGINT (a Windows console sends Ctrl-C to every process in it),
+    and dies quietly of SIGTERM, which is how ``pool.terminate()`` stops it.
+    """
+    import signal
+
+    if hasattr(os, "setpgid"):
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    _keep_pins(pinned_chapters)
 
 
 def _chunk_size(pool, items: int) -> int:
@@ -460,13 +503,39 @@ def _exclusive(out_dir: str) -> Iterator[None]:
 
     The operating system's own lock, so a build that dies never leaves the folder locked.
     """
+    with _holding(os.path.join(out_dir, ".flashgen-build.lock")):
+        yield
+
+
+def _lock_guard(lock_path: str) -> str:
+    """The file whose lock guards the lock file (builds into other folders may share the lock file).
+
+    A file of its own, never the lock file itself: on Windows a locked byte cannot be read by
+    anyone else, and an open file cannot be replaced, while the lock file is read by every
+    build and replaced by each that changes it. Hidden, beside it; it stays, since deleting a
+    lock file other processes may be waiting on would let two of them hold it.
+    """
+    folder, name = os.path.split(os.path.abspath(lock_path))
+    return os.path.join(folder, f".{name}.flashgen-lock")
+
+
+@contextmanager
+def _holding(path: str, required: bool = True) -> Iterator[None]:
+    """An exclusive lock on the file at ``path`` (created if need be), for as long as the block runs.
+
+    Not ``required``: where the file cannot be made (a read-only folder), the block runs unlocked.
+    """
     from .package import open_no_follow
 
-    path = os.path.join(out_dir, ".flashgen-build.lock")
     try:  # a link planted in the output folder must not be opened: "w" would have truncated its target
         fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
-        raise FlashgenError(f"{path}: cannot open the build lock: {exc.strerror}") from None
+        if exc.errno == errno.ELOOP or required:
+            raise FlashgenError(f"{path}: cannot open the build lock: {exc.strerror}") from None
+        fd = None
+    if fd is None:
+        yield
+        return
     try:
         _lock_file(fd, True)
         try:
@@ -640,7 +709,7 @@ def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress
 
 
 def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress | None) -> BuildReport:
-    from .package import MediaFile, PackageNote, write_atomically
+    from .package import MediaFile, PackageNote
 
     started = time.perf_counter()
     jobs = _jobs(options.jobs)
@@ -695,10 +764,12 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         written: list[str] = []
 
         with contextlib.ExitStack() as stack:
+            touched = {note.key for members in groups.values() for note, _, _ in members}  # the notes this build writes
             if options.write and not refuse:
                 _prepare_out_dir(options.out_dir)
                 stack.enter_context(_exclusive(options.out_dir))
-                if _sha_of_file(options.lock_path) != lock_sha_read:
+                stack.callback(_clean_out_dir, options)  # whatever way this build ends, it leaves no temporary file
+                if _settle(options, lock, lock_sha_read, touched):
                     raise _Stale()
             cache, cache_problems = _open_cache(options) if groups and not refuse else (None, [])
             if cache is not None:
@@ -757,20 +828,16 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                 packaging.write_finished(wait=True)
                 refuse = options.strict and _has_problems(diagnostics)
                 if options.write and not refuse:
-                    new_lock = Lock(MappingProxyType(states), nt_hash, nt_mod)
-                    for tmp, path in packaging.prepared:
-                        os.replace(tmp, path)
-                        written.append(path)
+
+                    def state_file(lock_sha: str | None, temp_of: dict[str, str], lock_changed: bool) -> str | None:
+                        if groups or set(reused) != set(state.get("books", {})) or lock_changed:
+                            return _write_state(options, settings_key, inputs_by_book, reused, figures, diagnostics, lock_sha, temp_of)
+                        return None
+
+                    kept = {name for record in reused.values() for name in record["packages"]}
+                    _commit(options, lock, states, touched, (nt_hash, nt_mod), packaging.prepared, state_file, kept, inputs_by_book)
+                    written = [path for _, path in packaging.prepared]
                     packaging.prepared = []
-                    unchanged = states == dict(lock.notes) and (nt_hash, nt_mod) == (lock.notetype_hash, lock.notetype_mod)
-                    if not unchanged or not os.path.exists(options.lock_path):
-                        text = lock_text(new_lock)
-                        try:
-                            write_atomically(options.lock_path, lambda handle: handle.write(text.encode("utf-8")))
-                        except OSError as exc:
-                            raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
-                    if groups or set(reused) != set(state.get("books", {})) or not unchanged:
-                        _write_state(options, settings_key, inputs_by_book, reused, figures, diagnostics)
             finally:
                 for tmp, _ in packaging.prepared:  # a failure, or --strict: none of this build's packages appear
                     with contextlib.suppress(OSError):
@@ -803,6 +870,117 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
             _titles(lock, options.settings),
         ),
     )
+
+
+def _settle(options: BuildOptions, lock: Lock, lock_sha_read: str | None, touched: set[str]) -> bool:
+    """With the output folder's build lock just taken: whether this build must start over.
+
+    It must if a killed build's commit was still to be finished or undone (the folder is not
+    what this build planned from), or if another build changed the lock under the notes this
+    one is about to write. Stale temporary files of the folder go.
+    """
+    from .commit import recover
+
+    with _holding(_lock_guard(options.lock_path), required=False):  # the lock is read while no build replaces it
+        if recover(options.out_dir, options.lock_path):
+            return True
+    _clean_out_dir(options)
+    if _sha_of_file(options.lock_path) == lock_sha_read:
+        return False
+    return _lock_moved(lock, read_lock(options.lock_path), touched, None)
+
+
+def _lock_moved(before: Lock, now: Lock, touched: set[str], notetype: tuple[str, int] | None) -> bool:
+    """Whether ``now`` differs from ``before`` in what this build's packages rest on: its notes' entries, the note type.
+
+    Entries of other notes may change: builds into other folders sharing the lock add theirs.
+    A note type as this build would write it is no change (builds of one version agree on it).
+    """
+    now_type, before_type = (now.notetype_hash, now.notetype_mod), (before.notetype_hash, before.notetype_mod)
+    if now_type != before_type and now_type != notetype:
+        return True
+    return any(now.notes.get(key) != before.notes.get(key) for key in touched)
+
+
+def _clean_out_dir(options: BuildOptions) -> None:
+    """Delete temporary packages and state files in the output folder (the build lock held: none is a running build's)."""
+    from .commit import JOURNAL, clean_stale_temps
+
+    lock_folder, lock_name = os.path.split(os.path.abspath(options.lock_path))
+    mine = lock_name if os.path.abspath(options.out_dir) == lock_folder else None  # the lock's are cleaned under its own lock
+    clean_stale_temps(options.out_dir, lambda target: target != mine and (target.endswith(".apkg") or target in (STATE_FILE, JOURNAL)))
+
+
+def _commit(options: BuildOptions, lock: Lock, states, touched, notetype, prepared, state_file, kept, inputs_by_book) -> None:
+    """Put this build's packages (``prepared``: [(temporary file, path)]), state file and lock in place as one change.
+
+    Under the lock file's own lock, the lock is read again and this build's entries merged
+    into it, so builds into other folders that share it keep theirs; if one of them changed
+    an entry of a note this build wrote, the build starts over. Packages an earlier build of
+    this lock wrote into the folder for these books, and this build does not (a changed
+    ``--split``, a renamed chapter), are removed. See commit.py for how the commit is one change.
+    """
+    from .commit import clean_stale_temps, commit
+    from .package import write_atomically
+
+    lock_folder, lock_name = os.path.split(os.path.abspath(options.lock_path))
+    # not required: a lock folder this build cannot write in is one where it can change nothing
+    # (if the lock must change, writing it fails below, with the reason)
+    with _holding(_lock_guard(options.lock_path), required=False):
+        clean_stale_temps(lock_folder, lambda target: target == lock_name)
+        current = read_lock(options.lock_path)
+        if _lock_moved(lock, current, touched, notetype):
+            raise _Stale()
+        notes = dict(current.notes)
+        notes.update((key, states[key]) for key in touched)
+        changed = notes != dict(current.notes) or notetype != (current.notetype_hash, current.notetype_mod)
+        lock_temp = state_temp = None
+        committed = False
+        try:
+            if changed or not os.path.exists(options.lock_path):
+                data = lock_text(Lock(MappingProxyType(notes), *notetype)).encode("utf-8")
+                try:
+                    lock_temp = write_atomically(options.lock_path, lambda handle: handle.write(data), commit=False)
+                except OSError as exc:
+                    raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
+                lock_sha = hashlib.sha256(data).hexdigest()
+            else:
+                lock_sha = _sha_of_file(options.lock_path)
+            renames = list(prepared)
+            try:
+                state_temp = state_file(lock_sha, {path: temp for temp, path in prepared}, changed)
+            except OSError as exc:
+                raise FlashgenError(f"{os.path.join(options.out_dir, STATE_FILE)}: cannot write: {exc.strerror}") from None
+            if state_temp is not None:
+                renames.append((state_temp, os.path.join(options.out_dir, STATE_FILE)))
+            removals = _leftovers(options, {os.path.basename(path) for _, path in prepared} | set(kept), inputs_by_book)
+            commit(options.out_dir, renames, (lock_temp, options.lock_path) if lock_temp else None, removals)
+            committed = True
+        finally:
+            for temp in (lock_temp, state_temp) if not committed else ():
+                if temp is not None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temp)
+
+
+def _leftovers(options: BuildOptions, keep: set[str], inputs_by_book) -> list[tuple[str, str]]:
+    """(name, sha256) of packages the last build of this lock wrote for these books that this one does not write or keep.
+
+    Only names the state file records as flashgen's, still holding the bytes it recorded:
+    a file someone put in the folder, or changed since, is never removed.
+    """
+    previous = _read_state(options.out_dir)  # again: the build lock is held now
+    if previous.get("lock_path", _state_key(options.lock_path, options.out_dir)) != _state_key(options.lock_path, options.out_dir):
+        return []  # another library's packages (a state file written before the key existed is taken as this lock's)
+    found = set()
+    for book, record in previous.get("books", {}).items():
+        if book not in inputs_by_book or not isinstance(record, dict) or not isinstance(record.get("packages"), dict):
+            continue
+        for name, sha in record["packages"].items():
+            plain = isinstance(name, str) and os.path.basename(name) == name and name.endswith(".apkg")
+            if plain and name not in keep and isinstance(sha, str) and _sha_of_file(os.path.join(options.out_dir, name)) == sha:
+                found.add((name, sha))
+    return sorted(found)
 
 
 def _has_problems(diagnostics: Sequence[Diagnostic]) -> bool:
@@ -853,8 +1031,12 @@ class _BookFigures:
         self.packages.setdefault(book, set()).add(package)
 
 
-def _write_state(options, settings_key, inputs_by_book, reused, figures: _BookFigures, diagnostics) -> None:
-    """Record what this build made of each book, so an unchanged book can be skipped next time."""
+def _write_state(options, settings_key, inputs_by_book, reused, figures: _BookFigures, diagnostics, lock_sha, temp_of) -> str:
+    """Record what this build made of each book, so an unchanged book can be skipped next time.
+
+    Written to a temporary file (returned) for the commit to rename in; ``temp_of`` maps each
+    package to the temporary file that holds its new bytes, ``lock_sha`` is the committed lock's.
+    """
     from .package import write_atomically
 
     diagnostics_of: dict[str, list[dict]] = {}
@@ -868,13 +1050,19 @@ def _write_state(options, settings_key, inputs_by_book, reused, figures: _BookFi
             continue
         books[book] = {
             "inputs": files,
-            "packages": {os.path.basename(p): _sha_of_file(p) for p in sorted(figures.packages.get(book, ()))},  # beside the state
+            "packages": {os.path.basename(p): _sha_of_file(temp_of.get(p, p)) for p in sorted(figures.packages.get(book, ()))},  # beside the state
             "questions": figures.questions.get(book, 0),
             "notes": figures.notes.get(book, 0),
             "merged": figures.cards.get(book, 0) - figures.notes_before_filter.get(book, 0),
             "decks": len(figures.decks.get(book, ())),
             "diagnostics": diagnostics_of.get(book, []),
         }
-    state = {"version": STATE_VERSION, "settings": settings_key, "lock": _sha_of_file(options.lock_path), "books": books}
+    state = {
+        "version": STATE_VERSION,
+        "settings": settings_key,
+        "lock": lock_sha,
+        "lock_path": _state_key(options.lock_path, options.out_dir),  # whose packages these are (see _leftovers)
+        "books": books,
+    }
     text = json.dumps(state, indent=1, sort_keys=True)
-    write_atomically(os.path.join(options.out_dir, STATE_FILE), lambda handle: handle.write(text.encode("utf-8")))
+    return write_atomically(os.path.join(options.out_dir, STATE_FILE), lambda handle: handle.write(text.encode("utf-8")), commit=False)

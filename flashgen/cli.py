@@ -2,7 +2,8 @@
 
 Exit codes: 0 all good; 1 problems found in the input (errors, or warnings
 under --strict); 2 usage or environment errors (a missing path, an unwritable
-output folder, a malformed config or lock file). Human messages go to stderr,
+output folder, a malformed config or lock file); 130 interrupted (SIGINT, Ctrl-C)
+and 143 terminated (SIGTERM), 128 + the signal's number. Human messages go to stderr,
 ``--json`` output to stdout. Tracebacks only with ``-v``.
 """
 
@@ -11,9 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING, Sequence, TextIO
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, Sequence, TextIO
 
 from . import __version__
 from .model import Diagnostic, FlashgenError, Severity
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
     from .config import Config
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report them
 
 _EXAMPLES = """\
 examples:
@@ -30,7 +35,8 @@ examples:
   flashgen stats notes/ --json          per-book and per-chapter figures
   flashgen preview notes/ -o cards.html look at rendered cards without Anki
 
-exit codes: 0 ok, 1 problems found in the input, 2 usage or environment error
+exit codes: 0 ok, 1 problems found in the input, 2 usage or environment error,
+  130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 """
 
 
@@ -493,8 +499,38 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is: it unwinds as Ctrl-C does (temporary files deleted,
+    a commit undone, workers stopped) instead of dying on the spot with its files half made."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what ``timeout``, ``kill`` and CI cancellation send) handled like SIGINT, while the block runs.
+
+    Only in the main thread, the only one Python lets set a handler: ``main`` called from another
+    thread leaves signals as they are. Put back afterwards, so ``main`` has no lasting effect.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code instead of exiting."""
+    """Run the command line; returns the exit code instead of exiting.
+
+    Stopped by a signal, it exits as shells report a process killed by one, 128 + its number:
+    130 for SIGINT (Ctrl-C), 143 for SIGTERM; one line says which, and nothing is left half-written.
+    """
     if list(sys.argv[1:] if argv is None else argv) == ["--version"]:  # answered before anything heavy loads
         print(f"flashgen {__version__}")
         return EXIT_OK
@@ -504,13 +540,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits on --help, --version and bad usage
         return EXIT_OK if exc.code in (0, None) else EXIT_USAGE
     try:
-        return args.run(args)
+        with _sigterm_as_interrupt():
+            return args.run(args)
     except FlashgenError as exc:
         print(_printable(f"flashgen: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
+    except _Terminated:
+        print("flashgen: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("flashgen: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:  # a bug in flashgen, not a problem with the input

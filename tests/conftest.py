@@ -63,18 +63,23 @@ def golden(request: pytest.FixtureRequest):
     return check
 
 
-@pytest.fixture(scope="session")
-def library(tmp_path_factory) -> Path:
-    """The real corpus three times over, as three more books: enough files and cards for the worker pool."""
-    from flashgen.build import _PARALLEL_FROM
-
-    root = tmp_path_factory.mktemp("library")
-    for copy in range(3):
+def corpus_copies(root: Path, copies: int) -> Path:
+    """The real corpus ``copies`` times over in ``root``, each copy of a book another book."""
+    for copy in range(copies):
         for path in sorted(CORPUS.glob("*/*.md")):
             text = path.read_text(encoding="utf-8").replace("Flashcards: ", f"Flashcards: Copy {copy} of ", 1)
             target = root / f"copy-{copy}" / path.parent.name / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def library(tmp_path_factory) -> Path:
+    """The real corpus three times over, as three more books: enough files and cards for the worker pool."""
+    from flashgen.build import _PARALLEL_FROM
+
+    root = corpus_copies(tmp_path_factory.mktemp("library"), 3)
     assert len(list(root.rglob("*.md"))) >= _PARALLEL_FROM
     return root
 

@@ -6,6 +6,8 @@ Where the claim is about Anki, the deck goes through the real Anki backend.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -389,3 +391,249 @@ def test_deeply_nested_lists_cost_linear_time():
     assert 1.9 < len(large) / len(small) < 2.1
     ratio = _parse_and_render_seconds(large) / _parse_and_render_seconds(small)
     assert ratio < 3, ratio
+
+
+# --- 6, 7, 8: the lock and the commit --------------------------------------------------------------
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()} if folder.exists() else {}
+
+
+def _two_books(tmp_path: Path, answer: str = "A.") -> Path:
+    source = tmp_path / "in"
+    for book in ("Alpha", "Beta"):
+        (source / book).mkdir(parents=True, exist_ok=True)
+        (source / book / "cards.md").write_text(
+            f"# Flashcards: {book}-Book_processed (Part 1)\n\n---\n\n" + card(1, answer) + card(2, answer), encoding="utf-8"
+        )
+    return source
+
+
+def test_builds_sharing_a_lock_into_two_folders_keep_each_others_entries(tmp_path):
+    source = _two_books(tmp_path)
+    lock = tmp_path / "flashgen.lock"
+    alpha = BuildOptions(out_dir=str(tmp_path / "out-a"), lock_path=str(lock), build_time=T0)
+    beta = BuildOptions(out_dir=str(tmp_path / "out-b"), lock_path=str(lock), build_time=T0)
+    others = []
+
+    def beta_builds_meanwhile(stage, done, total):  # beta runs whole while alpha renders, as two processes would
+        if stage == "write" and not others:
+            others.append(build([str(source / "Beta")], beta))
+
+    build([str(source / "Alpha")], alpha, beta_builds_meanwhile)
+    assert others and others[0].changed_notes == 2
+    assert len(read_lock(lock).notes) == 4  # before: 2, beta's entries lost
+    again = build([str(source / "Beta")], dataclasses.replace(beta, build_time=T0 + 100))
+    assert again.changed_notes == 0 and {s.mod for s in read_lock(lock).notes.values()} == {T0}
+
+
+def _edit_everything(source: Path) -> None:
+    for path in source.rglob("*.md"):
+        path.write_text(path.read_text(encoding="utf-8").replace("A.", "Edited."), encoding="utf-8")
+
+
+def _fail_when(monkeypatch, should_fail, error=None):
+    """The first rename of a new file (a temporary one) to a target ``should_fail`` approves fails."""
+    real, failed = os.replace, []
+
+    def replace(src, dst, *args, **kwargs):
+        if not failed and os.fspath(src).endswith(".tmp") and should_fail(os.fspath(dst)):
+            failed.append(dst)
+            raise error or PermissionError(13, "Permission denied", os.fspath(dst))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+@pytest.mark.parametrize("fault", ["lock-rename", "lock-create", "second-package", "state"])
+def test_a_commit_that_fails_anywhere_leaves_everything_as_it_was(tmp_path, monkeypatch, fault):
+    source = _two_books(tmp_path)
+    options = options_for(tmp_path)
+    build([str(source)], options)
+    before, lock_before = _files(tmp_path / "out"), (tmp_path / "flashgen.lock").read_bytes()
+    _edit_everything(source)
+    if fault == "lock-create":
+        import flashgen.package
+
+        real = flashgen.package.open_no_follow
+
+        def refuse_lock_temp(path, flags, mode=0o666):
+            if os.path.basename(path).startswith(".flashgen.lock."):
+                raise OSError(28, "No space left on device", path)
+            return real(path, flags, mode)
+
+        monkeypatch.setattr(flashgen.package, "open_no_follow", refuse_lock_temp)
+    else:
+        packages = []
+
+        def should_fail(dst):
+            if dst.endswith(".apkg"):
+                packages.append(dst)
+            name = os.path.basename(dst)
+            return {"lock-rename": name == "flashgen.lock", "second-package": len(packages) == 2, "state": name == ".flashgen-state.json"}[fault]
+
+        _fail_when(monkeypatch, should_fail)
+    with pytest.raises(FlashgenError, match="flashgen.lock|cannot|Permission|No space"):
+        build([str(source)], options)
+    assert _files(tmp_path / "out") == before  # the old packages and state, no temporary file, no journal
+    assert (tmp_path / "flashgen.lock").read_bytes() == lock_before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_an_interrupt_during_the_commit_leaves_everything_as_it_was(tmp_path, monkeypatch):
+    source = _two_books(tmp_path)
+    options = options_for(tmp_path)
+    build([str(source)], options)
+    before, lock_before = _files(tmp_path / "out"), (tmp_path / "flashgen.lock").read_bytes()
+    _edit_everything(source)
+    packages = []
+    _fail_when(monkeypatch, lambda dst: dst.endswith(".apkg") and (packages.append(dst) or len(packages) == 2), KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        build([str(source)], options)
+    assert _files(tmp_path / "out") == before
+    assert (tmp_path / "flashgen.lock").read_bytes() == lock_before
+
+
+_KILL_AT = """
+import os, sys
+from flashgen.build import BuildOptions, build
+source, name, mode, out, lock, build_time = sys.argv[1:]
+real_replace, real_unlink, armed = os.replace, os.unlink, []
+def replace(src, dst, *args, **kwargs):
+    if armed or (mode == "at" and os.path.basename(dst) == name):
+        os._exit(9)  # as if killed: no clean-up of any kind
+    real_replace(src, dst, *args, **kwargs)
+    armed.extend([1] if os.path.basename(dst) == name else [])
+def unlink(path, *args, **kwargs):
+    if armed:
+        os._exit(9)
+    real_unlink(path, *args, **kwargs)
+os.replace, os.unlink, os.remove = replace, unlink, unlink
+build([source], BuildOptions(out_dir=out, lock_path=lock, build_time=int(build_time)))
+"""
+
+
+def _killed_during_commit(tmp_path: Path, source: Path, name: str, mode: str, build_time: int) -> None:
+    """Build ``source`` in a process that dies when it renames a file to ``name`` ("at"), or just after ("after")."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", _KILL_AT, str(source), name, mode, str(tmp_path / "out"), str(tmp_path / "flashgen.lock"), str(build_time)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    assert subprocess.run(command, env=env, capture_output=True, timeout=120).returncode == 9
+
+
+def test_a_build_killed_before_its_lock_is_in_is_rolled_back_by_the_next(tmp_path):
+    source = _two_books(tmp_path)
+    options = options_for(tmp_path)
+    build([str(source)], options)
+    before, lock_before = _files(tmp_path / "out"), (tmp_path / "flashgen.lock").read_bytes()
+    edited = tmp_path / "edited"
+    shutil.copytree(source, edited)
+    _edit_everything(edited)
+    _killed_during_commit(tmp_path, edited, "beta-book.apkg", "at", T0 + 10)  # alpha's package in, beta's moved aside
+    again = build([str(source)], options)  # the old sources: nothing to do once the commit is undone
+    assert again.written == () and len(again.unchanged) == 2
+    assert _files(tmp_path / "out") == before
+    assert (tmp_path / "flashgen.lock").read_bytes() == lock_before
+
+
+def test_a_build_killed_after_its_lock_is_in_is_rolled_forward_by_the_next(tmp_path):
+    source = _two_books(tmp_path)
+    build([str(source)], options_for(tmp_path))
+    _edit_everything(source)
+    reference = tmp_path / "reference"
+    shutil.copytree(tmp_path, reference, ignore=shutil.ignore_patterns("reference"))
+    finished = build([str(reference / "in")], BuildOptions(out_dir=str(reference / "out"), lock_path=str(reference / "flashgen.lock"), build_time=T0 + 10))
+    assert len(finished.written) == 2
+    _killed_during_commit(tmp_path, source, "flashgen.lock", "after", T0 + 10)
+    again = build([str(source)], options_for(tmp_path))
+    assert again.written == () and again.changed_notes == 0  # the killed build's work, completed, not redone
+    assert _files(tmp_path / "out") == _files(reference / "out")
+    assert (tmp_path / "flashgen.lock").read_bytes() == (reference / "flashgen.lock").read_bytes()
+
+
+def test_stale_temporary_files_of_flashgen_are_cleaned_and_nothing_else(tmp_path):
+    source = _two_books(tmp_path)
+    options = options_for(tmp_path)
+    build([str(source)], options)
+    out = tmp_path / "out"
+    planted = [out / ".alpha-book.apkg.0123456789ab.tmp", out / "..flashgen-state.json.0123456789ab.tmp", tmp_path / ".flashgen.lock.0123456789ab.tmp"]
+    kept = [out / ".notes.txt.0123456789ab.tmp", out / "mine.apkg.tmp", tmp_path / ".other.lock.0123456789ab.tmp"]
+    for path in planted + kept:
+        path.write_bytes(b"x" * 100_000)
+    assert build([str(source)], options).written == ()  # even a build with nothing to write
+    assert [p for p in planted if p.exists()] == []
+    assert [p for p in kept if not p.exists()] == []
+
+
+def test_a_planted_journal_moves_and_deletes_nothing_outside_the_folder(tmp_path):
+    source = _two_books(tmp_path)
+    options = options_for(tmp_path)
+    build([str(source)], options)
+    (tmp_path / "precious.apkg").write_text("keep me")
+    (tmp_path / "out" / ".x.apkg.0123456789ab.tmp").write_text("planted")
+    sha = hashlib.sha256(b"keep me").hexdigest()
+    for renames, remove in [
+        ([["../precious.apkg", ".x.apkg.0123456789ab.tmp", None]], []),
+        ([["x.apkg", "../.precious.apkg.0123456789ab.tmp", None]], []),
+        ([], [["../precious.apkg", sha]]),
+    ]:
+        journal = {"version": 1, "renames": renames, "point": {"lock": False, "sha256": "0" * 64}, "remove": remove}
+        (tmp_path / "out" / ".flashgen-commit.json").write_text(json.dumps(journal))
+        build([str(source)], options)
+        assert (tmp_path / "precious.apkg").read_text() == "keep me"
+        assert not (tmp_path / "out" / ".flashgen-commit.json").exists()
+
+
+def test_switching_split_removes_the_packages_flashgen_wrote_before_and_nothing_else(tmp_path):
+    source = _two_books(tmp_path)
+    by_book = build([str(source)], options_for(tmp_path))
+    out = tmp_path / "out"
+    (out / "mine.apkg").write_bytes(b"the user's own")
+    by_chapter = build([str(source)], options_for(tmp_path, split="chapter"))
+    assert sorted(p.name for p in out.glob("*.apkg")) == sorted([os.path.basename(p) for p in by_chapter.written] + ["mine.apkg"])
+    Path(by_chapter.written[0]).write_bytes(b"edited by hand")  # no longer what flashgen wrote: kept
+    build([str(source)], options_for(tmp_path, split="none"))
+    assert sorted(p.name for p in out.glob("*.apkg")) == sorted(["flashgen.apkg", "mine.apkg", os.path.basename(by_chapter.written[0])])
+    assert len(by_book.written) == 2
+
+
+
+@pytest.fixture(scope="module")
+def big_library(tmp_path_factory) -> Path:
+    """The corpus five times over, as five more books: a build of several seconds on two cores."""
+    from tests.conftest import corpus_copies
+
+    return corpus_copies(tmp_path_factory.mktemp("big-library"), 5)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM is a POSIX signal; Windows stops a process with TerminateProcess")
+def test_sigterm_mid_build_exits_143_quietly_and_leaves_the_old_outputs(big_library, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    source = tmp_path / "in"
+    shutil.copytree(big_library, source)
+    command = [sys.executable, "-m", "flashgen", "build", str(source), "-o", str(tmp_path / "out"), "--lock", str(tmp_path / "flashgen.lock"), "--no-cache", "-q"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "SOURCE_DATE_EPOCH": str(T0)}
+    assert subprocess.run(command, env=env, capture_output=True, timeout=300).returncode == 0
+    before, lock_before = _files(tmp_path / "out"), (tmp_path / "flashgen.lock").read_bytes()
+    for path in source.rglob("*.md"):  # every book changes
+        path.write_text(path.read_text(encoding="utf-8").replace("??x\n", "??x\nEdited.\n", 1), encoding="utf-8")
+    with subprocess.Popen(command, env={**env, "SOURCE_DATE_EPOCH": str(T0 + 10)}, stderr=subprocess.PIPE) as run:
+        deadline = time.monotonic() + 120
+        while run.poll() is None and time.monotonic() < deadline:  # until packages are being written
+            if any(p.name.endswith(".tmp") for p in (tmp_path / "out").iterdir()):
+                break
+            time.sleep(0.005)
+        run.send_signal(signal.SIGTERM)
+        err = run.stderr.read().decode()
+        code = run.wait(timeout=60)
+    assert code == 143, err
+    assert err.strip().splitlines() == ["flashgen: terminated"], err
+    assert [p for p in tmp_path.rglob("*.tmp")] == []
+    assert _files(tmp_path / "out") == before
+    assert (tmp_path / "flashgen.lock").read_bytes() == lock_before
