@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import tempfile
+import time
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Sequence
@@ -74,6 +75,7 @@ def push(
     lock = read_lock(options.lock_path)
     ids = note_ids({key: s.created for key, s in lock.notes.items()})
     live = _live_fields(client, [ids[c.guid] for kind in ("changed", "reworded") for c in getattr(preview.changes, kind)])
+    seen_at = time.time()  # every edit found below was made by now
 
     edited = []
     for change in preview.changes.changed + preview.changes.reworded:
@@ -86,6 +88,10 @@ def push(
             "; overwritten (--force)" if push_options.force else "; kept as it is in Anki (--force overwrites)"
         ))
     held_back = () if push_options.force else tuple(edited)
+    if edited and push_options.force and options.build_time is None:
+        # Anki takes an imported note only if it is newer than its own, to the second: an edit
+        # made in this very second would win over the overwrite. Let the clock pass it.
+        time.sleep(max(0.0, int(seen_at) + 1 - time.time()))
 
     if push_options.dry_run:
         return PushReport(_live_changes(preview.changes, client, ids, held_back), preview, held_back)
