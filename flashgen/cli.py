@@ -9,8 +9,6 @@ and 143 terminated (SIGTERM), 128 + the signal's number. Human messages go to st
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import signal
 import sys
@@ -20,10 +18,11 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Sequence, TextIO
 
 from . import __version__
-from .model import Diagnostic, FlashgenError, Severity
+if TYPE_CHECKING:  # imported where used, so that `flashgen --version` loads nothing it does not need
+    import argparse
 
-if TYPE_CHECKING:
     from .config import Config
+    from .model import Diagnostic, Severity
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as shells report them
@@ -60,6 +59,8 @@ def _printable(text: str) -> str:
 
 
 def _print_diagnostics(diagnostics: Sequence[Diagnostic], args: argparse.Namespace, stream: TextIO) -> None:
+    from .model import Severity
+
     for d in diagnostics:
         if args.quiet and d.severity is not Severity.ERROR:
             continue
@@ -69,6 +70,8 @@ def _print_diagnostics(diagnostics: Sequence[Diagnostic], args: argparse.Namespa
 
 
 def _exit_code(diagnostics: Sequence[Diagnostic], strict: bool) -> int:
+    from .model import Severity
+
     if _count(diagnostics, Severity.ERROR) or (strict and _count(diagnostics, Severity.WARNING)):
         return EXIT_PROBLEMS
     return EXIT_OK
@@ -144,6 +147,8 @@ def _plan(args: argparse.Namespace):
 
 
 def _emit_json(data: dict) -> None:
+    import json
+
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None or (sys.stdout.encoding or "").lower().replace("-", "") == "utf8":
@@ -160,6 +165,8 @@ def _emit_json(data: dict) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .model import Severity
+
     from .collect import collect_existing
     from .parse import parse_file
 
@@ -211,6 +218,8 @@ def _build_options(args: argparse.Namespace, write: bool = True):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from .model import Severity
+
     from .build import build
 
     options = _build_options(args)
@@ -371,6 +380,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
+    from .model import FlashgenError
+
     from .package import write_atomically
     from .preview import preview_page
 
@@ -416,6 +427,8 @@ def _selection(parser: argparse.ArgumentParser) -> None:
 
 
 def _command(commands, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    import argparse
+
     return commands.add_parser(
         name,
         help=summary,
@@ -426,6 +439,8 @@ def _command(commands, name: str, summary: str, example: str) -> argparse.Argume
 
 
 def make_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="flashgen",
         description="Turn flashcard markdown into Anki decks that update in place when you rebuild.",
@@ -534,6 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if list(sys.argv[1:] if argv is None else argv) == ["--version"]:  # answered before anything heavy loads
         print(f"flashgen {__version__}")
         return EXIT_OK
+    from .model import FlashgenError
+
     parser = make_parser()
     try:
         args = parser.parse_args(argv)
