@@ -41,8 +41,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Sequence
 
-from .build import _sha_of_file  # one definition; build imports this module only when it commits
 from .model import FlashgenError
+from .state import sha_of_file
 
 JOURNAL = ".flashgen-commit.json"
 _TEMP = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")  # package.write_atomically's temporary names
@@ -74,7 +74,7 @@ def commit(out_dir: str, renames: Sequence[tuple[str, str]], lock: tuple[str, st
     journal = {
         "version": 1,
         "renames": [[e.target, e.temp, e.backup] for e in entries],
-        "point": {"lock": bool(lock), "sha256": _sha_of_file(last)},
+        "point": {"lock": bool(lock), "sha256": sha_of_file(last)},
         "remove": [list(r) for r in removals],
     }
     text = json.dumps(journal, indent=1).encode("utf-8")
@@ -110,9 +110,9 @@ def recover(out_dir: str, lock_path: str) -> bool:
         return False
     entries, (point_is_lock, point_sha), removals = journal
     if point_is_lock:
-        committed = _sha_of_file(lock_path) == point_sha
+        committed = sha_of_file(lock_path) == point_sha
     else:  # the lock did not change: the last package or state file was the commit point
-        committed = bool(entries) and _sha_of_file(os.path.join(out_dir, entries[-1].target)) == point_sha
+        committed = bool(entries) and sha_of_file(os.path.join(out_dir, entries[-1].target)) == point_sha
     if committed:
         for e in entries:  # all renamed in already, unless the journal lies: then this is harmless
             with contextlib.suppress(OSError):
@@ -185,7 +185,7 @@ def _finish(out_dir: str, entries: Sequence[Rename], removals: Sequence[tuple[st
                 os.unlink(os.path.join(out_dir, e.backup))
     for name, sha in removals:
         path = os.path.join(out_dir, name)
-        if _sha_of_file(path) == sha:  # still the bytes flashgen wrote: never a file someone put there since
+        if sha_of_file(path) == sha:  # still the bytes flashgen wrote: never a file someone put there since
             with contextlib.suppress(OSError):
                 os.unlink(path)
     with contextlib.suppress(OSError):

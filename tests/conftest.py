@@ -77,10 +77,10 @@ def corpus_copies(root: Path, copies: int) -> Path:
 @pytest.fixture(scope="session")
 def library(tmp_path_factory) -> Path:
     """The real corpus three times over, as three more books: enough files and cards for the worker pool."""
-    from flashgen.build import _PARALLEL_FROM
+    from flashgen.workers import PARALLEL_FROM
 
     root = corpus_copies(tmp_path_factory.mktemp("library"), 3)
-    assert len(list(root.rglob("*.md"))) >= _PARALLEL_FROM
+    assert len(list(root.rglob("*.md"))) >= PARALLEL_FROM
     return root
 
 

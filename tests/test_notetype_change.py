@@ -19,6 +19,7 @@ from anki.import_export_pb2 import ImportAnkiPackageUpdateCondition
 
 import flashgen.notetype as notetype
 import flashgen.package as package
+import flashgen.state as state
 from flashgen.build import BuildOptions, build
 from flashgen.notetype import FIELD_IDS, FIELDS, NOTETYPE_ID, TEMPLATE_ID, stable_id
 from tests.anki_helpers import fresh_collection, review
@@ -178,7 +179,8 @@ def test_decks_from_before_the_ids_take_them_on_the_next_import(seeds, monkeypat
         "template_configs",
         lambda: [{"name": "Card", "qfmt": notetype.FRONT_TEMPLATE, "afmt": notetype.BACK_TEMPLATE}],
     )
-    monkeypatch.setattr(builder, "notetype_hash", lambda: "0123456789abcdef")
+    monkeypatch.setattr(builder, "notetype_hash", lambda: "0123456789abcdef")  # the lock's
+    monkeypatch.setattr(state, "notetype_hash", lambda: "0123456789abcdef")  # the state file's settings key
     report = build([str(root / "src")], BuildOptions(**paths, build_time=T0))
     monkeypatch.undo()
     with fresh_collection(root / "anki") as col:

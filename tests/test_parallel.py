@@ -90,16 +90,17 @@ def test_a_package_failing_on_a_worker_leaves_every_earlier_output(library, tmp_
 
 def test_a_book_split_across_workers_still_dedupes_as_one(library):
     """Should grouping by book ever disagree with the parser, the build dedupes all cards in one piece."""
-    from flashgen.build import _plan_files, _workers
+    from flashgen.build import _plan_files
     from flashgen.collect import collect_existing
     from flashgen.lockfile import Lock
     from flashgen.organise import Settings
+    from flashgen.workers import worker_pool
 
     inputs = collect_existing([str(library)])
     files, roots = list(inputs.files), list(inputs.roots)
     serial = _plan_files(files, roots, Settings(), 0.85, Lock())
     wrong_groups = {path: f"group {i % 2}" for i, path in enumerate(files)}  # every book split in two
-    with _workers(2) as pool:
+    with worker_pool(2) as pool:
         split = _plan_files(files, roots, Settings(), 0.85, Lock(), pool, book_of_file=wrong_groups)
     assert split.deduped == serial.deduped
     assert split.diagnostics == serial.diagnostics

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import os
 import subprocess
@@ -13,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from flashgen.build import STATE_FILE, BuildOptions, build
+import flashgen.workers as worker_module
+from flashgen.build import BuildOptions, build
+from flashgen.state import STATE_FILE
 from tests.conftest import CORPUS, ROOT
 
 T0 = 1_700_000_000
@@ -52,19 +53,16 @@ def test_a_library_is_the_same_however_its_path_is_spelled(tmp_path, monkeypatch
 # --- worker processes: spawn as on Windows and macOS -------------------------------------------
 
 
-BUILD = importlib.import_module("flashgen.build")  # the module: flashgen.build is also the function
-
-
 def _what_a_worker_sees(_) -> tuple[dict, int]:
-    return dict(BUILD._PINNED_CHAPTERS), BUILD._PARALLEL_FROM
+    return dict(worker_module._PINNED_CHAPTERS), worker_module.PARALLEL_FROM
 
 
 def test_spawn_only_really_spawns_and_workers_get_their_pins_as_arguments(start_methods, monkeypatch):
     import multiprocessing
 
-    monkeypatch.setattr(BUILD, "_PINNED_CHAPTERS", {"stale": "inherited"})
-    monkeypatch.setattr(BUILD, "_PARALLEL_FROM", 7)  # state a forked worker inherits, a spawned one never sees
-    with BUILD._workers(2, {"key": "pinned"}) as pool:
+    monkeypatch.setattr(worker_module, "_PINNED_CHAPTERS", {"stale": "inherited"})
+    monkeypatch.setattr(worker_module, "PARALLEL_FROM", 7)  # state a forked worker inherits, a spawned one never sees
+    with worker_module.worker_pool(2, {"key": "pinned"}) as pool:
         method = pool._ctx.get_start_method()
         seen = pool.map(_what_a_worker_sees, range(4), chunksize=1)
     assert {str(pins) for pins, _ in seen} == {str({"key": "pinned"})}

@@ -1,0 +1,266 @@
+"""The worker pool, and the work that runs on it: parsing books, rendering cards, making packages.
+
+Workers start with fork on Linux and spawn elsewhere; either way they take nothing from the
+main process but their initializer's arguments and their tasks, so both give the same bytes.
+Signals that stop a build are the main process's to handle (see ``_start_worker``).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator, Mapping, Sequence
+
+from .dedupe import Deduped, Note, combine, dedupe
+from .model import FlashgenError, ParsedFile
+from .organise import Book, Chapter
+from .parse import parse_file
+from .render import RenderedCard, render_card, unsafe_markup
+
+PARALLEL_FROM = 64  # below this many items a process pool costs more than it saves
+
+Progress = Callable[[str, int, int], None]  # (stage, items done, items in all)
+
+
+def job_count(requested: int | None) -> int:
+    """Worker processes for a build asked for ``requested`` (None or 0: every core)."""
+    return max(1, requested if requested else (os.cpu_count() or 1))
+
+
+def _start_method() -> str:
+    """How worker processes start: fork on Linux, spawn elsewhere (Windows has only spawn).
+
+    Workers take nothing from this process but their initializer arguments and tasks, so both
+    give the same bytes (tests/test_portable.py). fork is kept where it is safe because a pool
+    is ready sooner: 0.03 s against 0.2-0.5 s for spawned workers to import flashgen again
+    (2 cores, Python 3.11), which counts in a one-book rebuild of about a second; on a cold
+    20,000-question build the two were within the noise (12-16 s each). macOS offers fork, but
+    its system libraries are not fork-safe (Python's own default there is spawn).
+    """
+    methods = multiprocessing.get_all_start_methods()
+    return "fork" if "fork" in methods and sys.platform.startswith("linux") else "spawn"
+
+
+@contextmanager
+def worker_pool(jobs: int, pinned_chapters: Mapping[str, str] | None = None) -> Iterator[object | None]:
+    """A pool of worker processes, started now, while this process is still small.
+
+    ``pinned_chapters`` (the lock's) is handed to each worker once, for deduplicating books there.
+    """
+    if jobs <= 1:
+        yield None
+        return
+    context = multiprocessing.get_context(_start_method())
+    pool = None
+    try:
+        with _stop_signals_held():
+            pool = context.Pool(jobs, initializer=_start_worker, initargs=(dict(pinned_chapters or {}),))
+        yield pool
+    finally:
+        if pool is not None:  # also on an interrupt: workers never outlive the build
+            pool.terminate()
+            pool.join()
+
+
+@contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back (POSIX) while workers start: they inherit the mask, so none is
+    interrupted before its initializer has set what an interrupt does there. Delivered after."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no masks, and no signals that need one
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_worker(pinned_chapters: Mapping[str, str]) -> None:
+    """A worker's initializer: its signals, then the lock's pins.
+
+    Signals that stop the command are the main process's to handle: it stops the pool, the
+    way the pool expects. Ctrl-C, ``timeout`` and CI runners signal the whole process group;
+    a worker with Python's handlers printed a KeyboardInterrupt or BrokenPipe traceback, and a
+    worker killed while waiting for work dies holding the pool's queue lock, so that stopping
+    the pool then waits for ever (``timeout 3 flashgen build`` hung so). So a worker leaves
+    the group (POSIX), ignores SIGINT (a Windows console sends Ctrl-C to every process in it),
+    and dies quietly of SIGTERM, which is how ``pool.terminate()`` stops it.
+    """
+    import signal
+
+    if hasattr(os, "setpgid"):
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    _keep_pins(pinned_chapters)
+
+
+def _chunk_size(pool, items: int) -> int:
+    """Items sent to a worker at a time: small enough to balance the workers, large enough to pay the pickling."""
+    return max(1, min(64, items // (pool._processes * 8)))
+
+
+def pool_map(
+    function, items: list, pool, stage: str, progress: Progress | None, at_least: int = PARALLEL_FROM, chunk: int | None = None
+) -> list:
+    """``[function(x) for x in items]``, over the worker pool when there are ``at_least`` items (``chunk`` at a time)."""
+    if progress:
+        progress(stage, 0, len(items))
+    if pool is None or len(items) < at_least:
+        results = []
+        for i, item in enumerate(items):
+            results.append(function(item))
+            if progress and (i % 64 == 0 or i + 1 == len(items)):
+                progress(stage, i + 1, len(items))
+        return results
+    chunk = chunk or _chunk_size(pool, len(items))
+    results = []
+    for result in pool.imap(function, items, chunksize=chunk):
+        results.append(result)
+        if progress and (len(results) % chunk == 0 or len(results) == len(items)):
+            progress(stage, len(results), len(items))
+    return results
+
+
+_PINNED_CHAPTERS: Mapping[str, str] = {}  # in a worker: the lock's chapter pins
+
+
+def _keep_pins(pinned_chapters: Mapping[str, str]) -> None:
+    global _PINNED_CHAPTERS
+    _PINNED_CHAPTERS = pinned_chapters
+
+
+def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, ...], Deduped]:
+    """On a worker: parse one book's files and deduplicate its cards.
+
+    The files come back without their cards, which would be most of what crosses
+    between the processes: the notes hold the text that is kept.
+    """
+    paths, threshold = task
+    parsed = tuple(parse_file(p) for p in paths)
+    deduped = dedupe((c for f in parsed for c in f.cards), threshold, _PINNED_CHAPTERS)
+    return tuple(dataclasses.replace(f, cards=()) for f in parsed), deduped
+
+
+def _render_texts(texts: tuple[str, str, str, str]) -> RenderedCard:
+    card = render_card(*texts)
+    for part in (card.title, card.question, card.answer, card.context):
+        problems = unsafe_markup(part.html)
+        if problems:  # a renderer bug, never an input problem: refuse to ship it (or cache it)
+            raise RuntimeError(f"rendered field has live markup: {problems[:3]}")
+    return card
+
+
+def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
+    """Parse and deduplicate each book on a worker: (parsed files in input order, cardless; combined notes).
+
+    ``book_of_file`` comes from :func:`book_of`, which agrees with the parser; should a
+    book's cards still turn up in two groups, both come back None (the files came
+    back without their cards) and the caller parses and deduplicates in one piece.
+    """
+    groups: dict[str, list[str]] = {}
+    for path in files:
+        groups.setdefault(book_of_file[path], []).append(path)
+    tasks = [(tuple(paths), threshold) for _, paths in sorted(groups.items())]
+    results = pool_map(_parse_book, tasks, pool, "parse", progress, at_least=2, chunk=1)  # books: few, large, uneven
+    books_seen = [{n.book for n in deduped.notes} for _, deduped in results]
+    if sum(map(len, books_seen)) != len(set().union(*books_seen)):
+        return None, None
+    by_path = {f.meta.path: f for parsed, _ in results for f in parsed}
+    return [by_path[p] for p in files], combine(deduped for _, deduped in results)
+
+
+class PendingRender:
+    """One package's cards being rendered: cached ones looked up now, the rest on the worker pool.
+
+    Started one package ahead, so workers render the next package while this
+    process writes the current one.
+    """
+
+    def __init__(self, members: list[tuple[Note, Book, Chapter]], cache, pool):
+        from .cache import card_key
+
+        self.cache = cache
+        texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in members]
+        self.keys = [card_key(*t) for t in texts]
+        self.found: dict[str, RenderedCard] = {}
+        if cache is not None:
+            try:
+                self.found = cache.get_many(set(self.keys))
+            except Exception:  # noqa: BLE001 - a damaged cache is a miss
+                self.found = {}
+        self.missing = sorted({k: t for k, t in zip(self.keys, texts, strict=True) if k not in self.found}.items())
+        work = [t for _, t in self.missing]
+        self.pending = None
+        if pool is not None and len(work) >= PARALLEL_FROM:
+            self.pending = pool.map_async(_render_texts, work, chunksize=_chunk_size(pool, len(work)))
+        self.work = work
+
+    def result(self) -> list[RenderedCard]:
+        fresh = self.pending.get() if self.pending is not None else [_render_texts(t) for t in self.work]
+        new = {k: card for (k, _), card in zip(self.missing, fresh, strict=True)}
+        if self.cache is not None and new:
+            try:
+                self.cache.put_many(new)
+            except Exception:  # noqa: BLE001 - e.g. a read-only cache folder; the build is unaffected
+                pass
+        self.found.update(new)
+        return [self.found[k] for k in self.keys]
+
+
+class Packaging:
+    """Packages being made on the worker pool, written to temporary files here, in order, as they finish.
+
+    Only this process writes into the output folder, and every temporary file it
+    wrote is in ``prepared`` before anything else can fail, so the build can
+    always commit or delete them all.
+    """
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.queue: collections.deque = collections.deque()
+        self.prepared: list[tuple[str, str]] = []  # (temporary file, final path)
+
+    def add(self, path: str, notes: list, media: list, notetype_mod: int) -> None:
+        from .package import package_bytes
+
+        if self.pool is None:
+            self.queue.append((path, _Done(package_bytes, notes, media, notetype_mod)))
+        else:
+            self.queue.append((path, self.pool.apply_async(package_bytes, (notes, media, notetype_mod))))
+
+    def write_finished(self, wait: bool = False) -> None:
+        """Write each package made so far to its temporary file (``wait``: every package)."""
+        from .package import prepare_package
+
+        while self.queue and (wait or self.queue[0][1].ready()):
+            path, pending = self.queue.popleft()
+            try:
+                self.prepared.append((prepare_package(path, pending.get()), path))
+            except OSError as exc:
+                raise FlashgenError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+class _Done:
+    """Work done here, when there is no pool, with the face of a pool's pending result (errors raised by ``get``)."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self):
+        return self.function(*self.args)
