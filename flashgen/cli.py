@@ -438,6 +438,22 @@ def _command(commands, name: str, summary: str, example: str) -> argparse.Argume
     )
 
 
+def _building(parser: argparse.ArgumentParser, writes: bool) -> None:
+    """The options of commands that build: `build` itself, and `diff` and `push`, which build
+    as `build` does but write no output folder (so they take, and hide, its options)."""
+    import argparse
+
+    parser.add_argument("-o", "--out", metavar="DIR", help="output folder (default: out)" if writes else argparse.SUPPRESS)
+    parser.add_argument(
+        "--split",
+        choices=("book", "chapter", "none"),
+        help="one .apkg per book (default), chapter, or one for all" if writes else argparse.SUPPRESS,
+    )
+    parser.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
+    parser.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder, e.g. ~/.cache/flashgen)")
+    parser.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
+
+
 def make_parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -453,11 +469,7 @@ def make_parser() -> argparse.ArgumentParser:
     build = _command(commands, "build", "write .apkg decks", "flashgen build notes/ -o decks/ --lock notes/flashgen.lock")
     _common(build)
     _selection(build)
-    build.add_argument("-o", "--out", metavar="DIR", help="output folder (default: out)")
-    build.add_argument("--split", choices=("book", "chapter", "none"), help="one .apkg per book (default), chapter, or one for all")
-    build.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
-    build.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder, e.g. ~/.cache/flashgen)")
-    build.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
+    _building(build, writes=True)
     build.set_defaults(run=cmd_build)
 
     diff = _command(
@@ -468,11 +480,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     _common(diff)
     _selection(diff)
-    diff.add_argument("-o", "--out", metavar="DIR", help=argparse.SUPPRESS)
-    diff.add_argument("--split", choices=("book", "chapter", "none"), help=argparse.SUPPRESS)
-    diff.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
-    diff.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder)")
-    diff.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
+    _building(diff, writes=False)
     diff.set_defaults(run=cmd_diff)
 
     push_ = _command(
@@ -489,11 +497,7 @@ def make_parser() -> argparse.ArgumentParser:
     push_.add_argument("--move", action="store_true", help="move cards to the deck a fresh build would choose, and pin it")
     push_.add_argument("--force", action="store_true", help="overwrite notes edited in Anki since the last push")
     push_.add_argument("--dry-run", action="store_true", help="say what would change in the running Anki; change nothing")
-    push_.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
-    push_.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder)")
-    push_.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
-    push_.add_argument("-o", "--out", metavar="DIR", help=argparse.SUPPRESS)
-    push_.add_argument("--split", choices=("book", "chapter", "none"), help=argparse.SUPPRESS)
+    _building(push_, writes=False)
     push_.set_defaults(run=cmd_push)
 
     check = _command(commands, "check", "parse and report every problem at path:line", "flashgen check notes/ --strict")
