@@ -219,7 +219,10 @@ def test_demo_decks_import_cleanly(tmp_path, monkeypatch):
     examples = Path(__file__).resolve().parent.parent / "examples"
     _shutil.copytree(examples, tmp_path / "examples")
     monkeypatch.chdir(tmp_path)
+    lock_before = (tmp_path / "examples" / "flashgen.lock").read_bytes()
     assert main(["build", "examples/", "-q"]) == 0
+    # the committed lock is current: `make demo` on a clean clone changes nothing in the checkout
+    assert (tmp_path / "examples" / "flashgen.lock").read_bytes() == lock_before
     (package,) = sorted((tmp_path / "out").glob("*.apkg"))
     assert package.name == "ai-engineering.apkg"  # the title override from examples/flashgen.toml
     with fresh_collection(tmp_path / "anki") as col:
