@@ -438,11 +438,15 @@ def _command(commands, name: str, summary: str, example: str) -> argparse.Argume
     )
 
 
-def _building(parser: argparse.ArgumentParser, writes: bool) -> None:
-    """The options of commands that build: `build` itself, and `diff` and `push`, which build
-    as `build` does but write no output folder (so they take, and hide, its options)."""
+def _building_command(commands, name: str, summary: str, example: str) -> argparse.ArgumentParser:
+    """A command that builds: `build` itself, and `diff` and `push`, which build as `build` does
+    but write no output folder (so they take, and hide, its options)."""
     import argparse
 
+    parser = _command(commands, name, summary, example)
+    _common(parser)
+    _selection(parser)
+    writes = name == "build"
     parser.add_argument("-o", "--out", metavar="DIR", help="output folder (default: out)" if writes else argparse.SUPPRESS)
     parser.add_argument(
         "--split",
@@ -452,6 +456,7 @@ def _building(parser: argparse.ArgumentParser, writes: bool) -> None:
     parser.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
     parser.add_argument("--cache-dir", metavar="DIR", help="render cache (default: the user cache folder, e.g. ~/.cache/flashgen)")
     parser.add_argument("--no-cache", action="store_true", help="render everything, read and write no cache")
+    return parser
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -466,38 +471,29 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flashgen {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    build = _command(commands, "build", "write .apkg decks", "flashgen build notes/ -o decks/ --lock notes/flashgen.lock")
-    _common(build)
-    _selection(build)
-    _building(build, writes=True)
+    build = _building_command(commands, "build", "write .apkg decks", "flashgen build notes/ -o decks/ --lock notes/flashgen.lock")
     build.set_defaults(run=cmd_build)
 
-    diff = _command(
+    diff = _building_command(
         commands,
         "diff",
         "what the next build or push changes, note by note (writes nothing)",
         "flashgen diff notes/ --lock notes/flashgen.lock --json",
     )
-    _common(diff)
-    _selection(diff)
-    _building(diff, writes=False)
     diff.set_defaults(run=cmd_diff)
 
-    push_ = _command(
+    push_ = _building_command(
         commands,
         "push",
         "bring a running Anki desktop up to date through AnkiConnect",
         "flashgen push notes/ --lock notes/flashgen.lock --dry-run",
     )
-    _common(push_)
-    _selection(push_)
     push_.add_argument("--anki-connect", metavar="URL", default="http://127.0.0.1:8765", help="AnkiConnect's address (default: %(default)s)")
     push_.add_argument("--api-key", metavar="KEY", help="AnkiConnect's apiKey, if it has one")
     push_.add_argument("--delete-removed", action="store_true", help="delete notes no source gives any more (default: tag and suspend)")
     push_.add_argument("--move", action="store_true", help="move cards to the deck a fresh build would choose, and pin it")
     push_.add_argument("--force", action="store_true", help="overwrite notes edited in Anki since the last push")
     push_.add_argument("--dry-run", action="store_true", help="say what would change in the running Anki; change nothing")
-    _building(push_, writes=False)
     push_.set_defaults(run=cmd_push)
 
     check = _command(commands, "check", "parse and report every problem at path:line", "flashgen check notes/ --strict")
