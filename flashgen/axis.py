@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Iterable, Mapping, Sequence
 
 from .model import Card, Variant
@@ -44,16 +45,18 @@ PartKey = tuple[Variant, int]
 
 @dataclass(frozen=True, slots=True)
 class BookAxis:
-    """The start of each numbered part on the book's axis, and each part's width."""
+    """The start of each numbered part on the book's axis, each part's width, and the fit that
+    places the other numbering's cards; built once by :func:`align`, asked once per card."""
 
     reference: Variant
-    starts: tuple[tuple[PartKey, float], ...]  # sorted by key
-    widths: tuple[tuple[PartKey, float], ...]
-    # the other numbering's anchors, fitted: (its place, the reference place); empty when it has none
-    fit: tuple[tuple[float, float], ...] = ()
+    starts: Mapping[PartKey, float]
+    widths: Mapping[PartKey, float]
+    counts: Mapping[str, int]  # cards in each part file
+    # the other numbering's anchors, fitted; None when it has none
+    fit: "_MonotoneFit | None" = None
     # the other numbering's parts that evidence places (shared cards, an equal label); the rest
     # are placed by section numbers or their own numbers only, which orders them but is a guess
-    anchored: tuple[PartKey, ...] = ()
+    anchored: frozenset[PartKey] = frozenset()
 
     def is_anchored(self, variant: Variant, part: int | None) -> bool:
         """Whether a part's start is known well enough to bound the chapters of other parts' cards."""
@@ -63,20 +66,20 @@ class BookAxis:
         """Where a part starts; parts without a number sit at the very start."""
         if part is None:
             return 0.0
-        return dict(self.starts).get((variant, part), float(part))
+        return self.starts.get((variant, part), float(part))
 
-    def position(self, variant: Variant, part: int | None, index: int, count: int) -> float:
-        """Where the card at ``index`` of the ``count`` cards of a part file sits in the book."""
+    def place(self, card: Card) -> float:
+        """Where a card sits in the book."""
+        variant, part = card.meta.variant, card.meta.part
         if part is None:
             return 0.0
         start = self.start(variant, part)
-        width = dict(self.widths).get((variant, part), 1.0)
-        linear = start + width * index / max(count, 1)
-        if variant is self.reference or not self.fit:
-            return linear
+        width = self.widths.get((variant, part), 1.0)
+        share = card.index / max(self.counts.get(card.location.path, 1), 1)
+        if variant is self.reference or self.fit is None:
+            return start + width * share
         # within a part of the other numbering, the anchors say more than a straight line does
-        fitted = _MonotoneFit(self.fit)(part + index / max(count, 1))
-        return min(max(fitted, start), start + width * (1 - _STEP))
+        return min(max(self.fit(part + share), start), start + width * (1 - _STEP))
 
 
 def align(cards: Iterable[Card], same_note: Sequence[Sequence[Card]]) -> BookAxis:
@@ -124,9 +127,14 @@ def align(cards: Iterable[Card], same_note: Sequence[Sequence[Card]]) -> BookAxi
                 widths[(other, h)] = max((placed[following] - placed[h]) / (following - h), _STEP)
             else:
                 widths[(other, h)] = max(fit.slope if points else 1.0, _STEP)
-    fitted = tuple(zip(fit.xs, fit.ys)) if others and points else ()
-    anchored = tuple(sorted({(other, int(x)) for x, _ in points})) if others else ()
-    return BookAxis(reference, tuple(sorted(starts.items())), tuple(sorted(widths.items())), fitted, anchored)
+    return BookAxis(
+        reference,
+        MappingProxyType(starts),
+        MappingProxyType(widths),
+        MappingProxyType(counts),
+        fit if others and points else None,
+        frozenset((other, int(x)) for x, _ in points) if others else frozenset(),
+    )
 
 
 def _label_key(label: str | None) -> str | None:

@@ -241,18 +241,15 @@ class _Places:
 
     def __init__(self, axis: BookAxis, cards: Iterable[Card]):
         self.axis = axis
-        self.counts: dict[str, int] = {}
         starts: dict[tuple[float, str], tuple[str | None, bool]] = {}  # (start, part file) -> chapter, anchored
-        for card in cards:
-            path, meta = card.location.path, card.meta
-            self.counts[path] = max(self.counts.get(path, 0), card.index + 1)
+        files = {card.location.path: card.meta for card in cards}  # one entry a part file
+        for path, meta in files.items():
             anchored = axis.is_anchored(meta.variant, meta.part)
             starts[(axis.start(meta.variant, meta.part), path)] = (meta.starting_chapter, anchored)
         self.chapter_starts = sorted(starts.items())  # ((start, part file), (chapter, anchored))
 
     def of(self, card: Card) -> float:
-        meta = card.meta
-        return self.axis.position(meta.variant, meta.part, card.index, self.counts[card.location.path])
+        return self.axis.place(card)
 
     def chapter_at(self, place: float, own: set[str]) -> tuple[str | None, float]:
         """The chapter begun by ``place``: the starting chapter of the last part to start there or
