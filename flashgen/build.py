@@ -356,32 +356,31 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         tags = note_tags(note, book, chapter)
                         digest = _content_hash(fields, tags)
                         old = lock.notes.get(note.key)
-                        if old is not None and note.key in options.hold_back:
-                            package_notes.append(PackageNote(note.key, fields, tags, chapter.deck, old.mod, ids[note.key]))
-                            media.update((name, MediaFile(name, data)) for name, data in note_media)
-                            figures.add(note.book, chapter.deck, path)
-                            continue
-                        if old is None or old.hash != digest:
+                        held = old is not None and note.key in options.hold_back
+                        if held:
+                            mod = old.mod  # its lock entry stays, and Anki keeps its own newer copy
+                        elif old is None or old.hash != digest:
                             changed += 1
                             mod = max(build_time, old.mod + 1) if old else build_time
                         else:
                             mod = old.mod
-                        # the sketch is only worked out again when the content changed
-                        known = old.sketch if old is not None and old.hash == digest and old.sketch else None
-                        states[note.key] = NoteState(
-                            digest,
-                            mod,
-                            note.chapter,
-                            chapter.deck,
-                            created[note.key],
-                            note.book,
-                            note.question,
-                            known or sketch(note.answer, note.context),
-                            old.pushed if old is not None else None,
-                        )
-                        outcomes.append(
-                            NoteOutcome(note.key, book.title, chapter.deck, note.question, digest, fresh_decks.get(note.key))
-                        )
+                        if not held:
+                            # the sketch is only worked out again when the content changed
+                            known = old.sketch if old is not None and old.hash == digest and old.sketch else None
+                            states[note.key] = NoteState(
+                                digest,
+                                mod,
+                                note.chapter,
+                                chapter.deck,
+                                created[note.key],
+                                note.book,
+                                note.question,
+                                known or sketch(note.answer, note.context),
+                                old.pushed if old is not None else None,
+                            )
+                            outcomes.append(
+                                NoteOutcome(note.key, book.title, chapter.deck, note.question, digest, fresh_decks.get(note.key))
+                            )
                         package_notes.append(PackageNote(note.key, fields, tags, chapter.deck, mod, ids[note.key]))
                         media.update((name, MediaFile(name, data)) for name, data in note_media)
                         figures.add(note.book, chapter.deck, path)
@@ -427,13 +426,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         seconds=time.perf_counter() - started,
         changed_notes=changed,
         refused=bool(refuse),
-        changes=classify(
-            outcomes,
-            lock.notes,
-            the_plan.continuity.reworded,
-            the_plan.continuity.removed,
-            _titles(lock, options.settings),
-        ),
+        changes=classify(outcomes, lock.notes, the_plan.continuity.reworded, the_plan.removed),
     )
 
 

@@ -70,11 +70,10 @@ def classify(
     outcomes: Iterable[NoteOutcome],
     lock_notes: Mapping[str, NoteState],
     reworded: Iterable[str],
-    removed: Iterable[str],
-    title_of: Mapping[str, str],
+    removed: Iterable[Change],
 ) -> Changes:
-    """Sort notes into the six kinds. ``reworded`` are keys carried over to a new question,
-    ``removed`` lock keys no source gives; ``title_of`` maps a book's source name to its title."""
+    """Sort notes into the six kinds. ``reworded`` are keys carried over to a new question;
+    ``removed`` the lock's notes no source gives, as :func:`removed_notes` describes them."""
     reworded = set(reworded)
     kinds: dict[str, list[Change]] = {kind: [] for kind in KINDS}
     fresh_decks = {}
@@ -92,7 +91,7 @@ def classify(
             fresh_decks[o.key] = o.fresh_deck
         else:
             kinds["unchanged"].append(change)
-    kinds["removed"] = list(removed_notes(removed, lock_notes, title_of))
+    kinds["removed"] = list(removed)
     return Changes(**{kind: tuple(sorted(changes)) for kind, changes in kinds.items()}, fresh_decks=fresh_decks)
 
 
