@@ -113,18 +113,18 @@ def push(
     return PushReport(changes, report, held_back, deleted)
 
 
+def _existing(client: AnkiConnect, note_ids_: Sequence[int]) -> dict[int, dict]:
+    """AnkiConnect's notesInfo of those notes that exist in Anki, by note id."""
+    return {info["noteId"]: info for info in (client.notes_info(list(note_ids_)) if note_ids_ else []) if info}
+
+
 def _live_fields(client: AnkiConnect, note_ids_: Sequence[int]) -> dict[int, list[str]]:
     """The field values (in the note type's order) of those notes that exist in Anki."""
     found = {}
-    for info in client.notes_info(list(note_ids_)) if note_ids_ else []:
-        if info:
-            fields = info["fields"]
-            found[info["noteId"]] = [fields[name]["value"] for name in sorted(fields, key=lambda n: fields[n]["order"])]
+    for note_id, info in _existing(client, note_ids_).items():
+        fields = info["fields"]
+        found[note_id] = [fields[name]["value"] for name in sorted(fields, key=lambda n: fields[n]["order"])]
     return found
-
-
-def _existing(client: AnkiConnect, note_ids_: Sequence[int]) -> dict[int, dict]:
-    return {info["noteId"]: info for info in (client.notes_info(list(note_ids_)) if note_ids_ else []) if info}
 
 
 def _retire_removed(client: AnkiConnect, report: BuildReport, ids: dict[str, int], options: PushOptions, say) -> int:
