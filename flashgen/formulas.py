@@ -126,10 +126,6 @@ def _is_symbolic(tex: str) -> bool:
     return bool(body) and len(body) <= 40 and not _ORDINARY_WORD.search(body)
 
 
-def _shows_tex(tex: str) -> bool:
-    return bool(_STRONG_TEX.search(tex)) or _is_symbolic(tex)
-
-
 def _with_words_as_text(tex: str) -> str:
     """'\\lambda to the service rate \\mu' -> '\\lambda \\text{ to the service rate } \\mu'."""
     out, last = [], 0
