@@ -41,20 +41,25 @@ def _diff(capsys, source: Path, lock: Path) -> dict:
     return json.loads(out)
 
 
+def _pushed_book(anki_desktop, tmp_path: Path, capsys) -> tuple:
+    """A copy of the book, pushed once into a fresh Anki: (client, source, lock, notes pushed)."""
+    client = anki_desktop.client
+    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
+    shutil.copytree(BOOK, source)
+    code, counts = _push(capsys, client, source, lock)
+    assert code == 0 and counts["changed"] == counts["removed"] == 0
+    return client, source, lock, counts["new"]
+
+
 def _cards(client, query: str) -> list[dict]:
     ids = client.call("findCards", query=query)
     return client.cards_info(ids) if ids else []
 
 
 def test_push_keeps_anki_in_step_through_edits_rewordings_and_removals(anki_desktop, tmp_path, capsys):
-    client = anki_desktop.client
-    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
-    shutil.copytree(BOOK, source)
-
     # 1. push everything; review some cards; edit one answer: diff says exactly that
-    code, counts = _push(capsys, client, source, lock)
-    total = counts["new"]
-    assert code == 0 and total > 100 and counts["changed"] == counts["removed"] == 0
+    client, source, lock, total = _pushed_book(anki_desktop, tmp_path, capsys)
+    assert total > 100
     assert len(client.find_notes('"note:flashgen: Question/Answer"')) == total
     deck = sorted(d for d in client.deck_names() if "::05 Appendix C" in d)[0]
     reviewed = [c["cardId"] for c in _cards(client, f'"deck:{deck}"')[:3]]
@@ -113,11 +118,7 @@ def test_push_keeps_anki_in_step_through_edits_rewordings_and_removals(anki_desk
 
 
 def test_delete_removed_deletes_only_when_asked(anki_desktop, tmp_path, capsys):
-    client = anki_desktop.client
-    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
-    shutil.copytree(BOOK, source)
-    code, counts = _push(capsys, client, source, lock)
-    total = counts["new"]
+    client, source, lock, total = _pushed_book(anki_desktop, tmp_path, capsys)
     (source / "flashcards-part-05.md").unlink()  # ten of its notes are in no other part
     code, counts = _push(capsys, client, source, lock, "--delete-removed")
     removed = counts["removed"]
@@ -126,10 +127,7 @@ def test_delete_removed_deletes_only_when_asked(anki_desktop, tmp_path, capsys):
 
 
 def test_push_edited_in_anki_is_kept_unless_forced(anki_desktop, tmp_path, capsys):
-    client = anki_desktop.client
-    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
-    shutil.copytree(BOOK, source)
-    _push(capsys, client, source, lock)
+    client, source, lock, _ = _pushed_book(anki_desktop, tmp_path, capsys)
     hq = source / "hq-part-04.md"
     text = hq.read_text(encoding="utf-8")
     (note_id,) = client.find_notes('"Question:What is gradient clipping used for in model training?"')
@@ -150,11 +148,8 @@ def test_push_without_anki_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_dry_run_compares_with_the_live_collection_and_changes_nothing(anki_desktop, tmp_path, capsys):
-    client = anki_desktop.client
-    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
-    shutil.copytree(BOOK, source)
-    _push(capsys, client, source, lock)
-    total = len(client.find_notes('"note:flashgen: Question/Answer"'))
+    client, source, lock, total = _pushed_book(anki_desktop, tmp_path, capsys)
+    assert len(client.find_notes('"note:flashgen: Question/Answer"')) == total
     hq = source / "hq-part-04.md"
     answer = "Gradient clipping is used to prevent large gradients"
     hq.write_text(hq.read_text(encoding="utf-8").replace(answer, answer + " (dry run)", 1), encoding="utf-8")
@@ -173,10 +168,7 @@ def test_dry_run_compares_with_the_live_collection_and_changes_nothing(anki_desk
 
 
 def test_move_files_cards_where_a_fresh_build_would_and_pins_it(anki_desktop, tmp_path, capsys):
-    client = anki_desktop.client
-    source, lock = tmp_path / "notes", tmp_path / "flashgen.lock"
-    shutil.copytree(BOOK, source)
-    _push(capsys, client, source, lock)
+    client, source, lock, _ = _pushed_book(anki_desktop, tmp_path, capsys)
     # an older rule had put one note elsewhere: its card sits in that deck, pinned there
     data = json.loads(lock.read_text(encoding="utf-8"))
     key = sorted(data["notes"])[0]
