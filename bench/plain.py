@@ -41,6 +41,8 @@ MODEL = genanki.Model(
 )
 
 CARD = re.compile(r"####\s*(.*?)\n(.*?):p\s*(.*?)\n\?\?x\n(.*?)\nx\?\?", re.S)
+SEPARATOR = re.compile(r"\n---[ \t]*\n")  # cards are matched block by block: over a whole file the
+# nested lazy groups backtrack cubically where a block has no match (1.06 s of ai-engineering's 1.9 s)
 
 
 def main(source, out):
@@ -54,7 +56,8 @@ def main(source, out):
             book = header.group(1) if header else folder
             if book not in decks:
                 decks[book] = genanki.Deck(abs(hash(book)) % (1 << 30), book)
-            for title, context, question, answer in CARD.findall(text):
+            cards = (card for block in SEPARATOR.split(text) for card in CARD.findall(block))
+            for title, context, question, answer in cards:
                 note = genanki.Note(
                     model=MODEL,
                     fields=[markdown("**" + title + "**\n\n" + question), markdown(answer) + markdown(context)],
