@@ -382,7 +382,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from .model import FlashgenError
 
-    from .package import write_atomically
+    from .files import write_atomically
     from .preview import preview_page
 
     the_plan = _plan(args)

@@ -45,7 +45,7 @@ from .model import FlashgenError
 from .state import sha_of_file
 
 JOURNAL = ".flashgen-commit.json"
-_TEMP = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")  # package.write_atomically's temporary names
+_TEMP = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")  # files.write_atomically's temporary names
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ def commit(out_dir: str, renames: Sequence[tuple[str, str]], lock: tuple[str, st
     On failure everything is as it was (or the journal stays for the next build) and FlashgenError is raised;
     an interrupt is undone the same way and raised as it was.
     """
-    from .package import write_atomically
+    from .files import write_atomically
 
     entries = [_entry(out_dir, temp, target) for temp, target in renames]
     if not entries and not lock:
@@ -198,7 +198,7 @@ def _read_journal(path: str):
     Names must be plain names in the folder and temporary files of their own target, so
     a planted journal can move or delete nothing else; a malformed one is deleted.
     """
-    from .package import open_no_follow
+    from .files import open_no_follow
 
     try:
         with os.fdopen(open_no_follow(path, os.O_RDONLY), "rb") as handle:

@@ -55,7 +55,7 @@ def _holding(path: str, required: bool = True) -> Iterator[None]:
 
     Not ``required``: where the file cannot be made (a read-only folder), the block runs unlocked.
     """
-    from .package import open_no_follow
+    from .files import open_no_follow
 
     try:  # a link planted in the output folder must not be opened: "w" would have truncated its target
         fd = open_no_follow(path, os.O_RDWR | os.O_CREAT)
@@ -156,7 +156,7 @@ def commit_build(options: BuildOptions, lock: Lock, states, touched, notetype, p
     ``--split``, a renamed chapter), are removed. See commit.py for how the commit is one change.
     """
     from .commit import clean_stale_temps, commit
-    from .package import write_atomically
+    from .files import write_atomically
 
     lock_folder, lock_name = os.path.split(os.path.abspath(options.lock_path))
     # not required: a lock folder this build cannot write in is one where it can change nothing

@@ -9,19 +9,17 @@ AnkiDroid and AnkiMobile all read. What it does not do, this module does:
 * note, card and deck ids are derived, never taken from the clock;
 * the zip is compressed, its entries in a fixed order with a fixed date, so
   the same notes always give the same bytes;
-* the file appears atomically: written beside its target, synced, renamed.
+* the file appears atomically (files.py): written beside its target, synced, renamed.
 """
 
 from __future__ import annotations
 
-import errno
+import contextlib
 import hashlib
 import io
 import json
 import os
-import secrets
 import sqlite3
-import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -29,10 +27,11 @@ from typing import Sequence
 
 import genanki
 
+from .files import write_atomically
 from .notetype import NOTETYPE_ID, NOTETYPE_NAME, field_configs, template_configs
 from .render import note_css
 
-__all__ = ["PackageNote", "MediaFile", "write_package", "prepare_package", "package_bytes", "deck_id", "write_atomically", "open_no_follow"]
+__all__ = ["PackageNote", "MediaFile", "write_package", "prepare_package", "package_bytes", "deck_id"]
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -85,7 +84,7 @@ def _model() -> genanki.Model:
     )
 
 
-def _collection_bytes(notes: Sequence[PackageNote], notetype_mod: int, workdir: str) -> bytes:
+def _collection_bytes(notes: Sequence[PackageNote], notetype_mod: int) -> bytes:
     model = _model()
     decks: dict[str, genanki.Deck] = {}
     for due, note in enumerate(notes):
@@ -93,18 +92,23 @@ def _collection_bytes(notes: Sequence[PackageNote], notetype_mod: int, workdir: 
         if deck is None:
             deck = decks[note.deck] = genanki.Deck(deck_id(note.deck), note.deck)
         deck.add_note(_Note(model, note, due))
-    db_path = os.path.join(workdir, "collection.anki2")
-    connection = sqlite3.connect(db_path)
-    try:
-        cursor = connection.cursor()
-        package = genanki.Package([decks[name] for name in sorted(decks)])
-        package.write_to_db(cursor, notetype_mod, iter(()))
-        connection.commit()
-        connection.execute("VACUUM")
-    finally:
-        connection.close()
-    with open(db_path, "rb") as handle:
-        return handle.read()
+    # built in memory and taken out whole: no journal, no fsync, no temporary folder
+    # (Python 3.10 has no serialize(), so there the database goes through a temporary file)
+    in_memory = hasattr(sqlite3.Connection, "serialize")
+    with tempfile.TemporaryDirectory(prefix="flashgen-") if not in_memory else contextlib.nullcontext() as workdir:
+        db_path = os.path.join(workdir, "collection.anki2") if workdir else ":memory:"
+        connection = sqlite3.connect(db_path)
+        try:
+            package = genanki.Package([decks[name] for name in sorted(decks)])
+            package.write_to_db(connection.cursor(), notetype_mod, iter(()))
+            connection.commit()
+            connection.execute("VACUUM")
+            if in_memory:
+                return connection.serialize()
+        finally:
+            connection.close()
+        with open(db_path, "rb") as handle:
+            return handle.read()
 
 
 def _zip_entry(name: str) -> zipfile.ZipInfo:
@@ -112,77 +116,6 @@ def _zip_entry(name: str) -> zipfile.ZipInfo:
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     return info
-
-
-# Not on Windows; there, open_no_follow also checks os.path.islink first.
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-def open_no_follow(path: str, flags: int, mode: int = 0o666) -> int:
-    """``os.open`` that refuses a symbolic link at ``path`` (OSError), so state files in a
-    folder someone else prepared can never be a way to write or read another file."""
-    if os.path.islink(path):
-        raise OSError(errno.ELOOP, "is a symbolic link; not followed", path)
-    return os.open(path, flags | _NOFOLLOW | getattr(os, "O_BINARY", 0), mode)
-
-
-def _file_mode(path: str) -> int | None:
-    """The permissions to keep when replacing ``path``: those of the regular file there now, if any."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    return stat.S_IMODE(info.st_mode) & 0o777 if stat.S_ISREG(info.st_mode) else None
-
-
-def _create_beside(path: str) -> tuple[int, str]:
-    """A new, empty temporary file beside ``path``: (descriptor, its path).
-
-    Not ``tempfile.mkstemp``, whose files are 0600 whatever the umask: a committed 0644
-    lock would come back 0600. Created 0666 less the umask, then given the mode of the
-    file it replaces; O_EXCL and O_NOFOLLOW, so a planted name or link is never opened.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    keep = _file_mode(path)
-    for _ in range(100):
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = open_no_follow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        except FileExistsError:
-            continue
-        if keep is not None:
-            try:
-                os.chmod(tmp, keep)
-            except OSError:
-                pass  # a mode we cannot set is no reason to fail the write
-        return fd, tmp
-    raise FileExistsError(errno.EEXIST, "no free temporary name", path)
-
-
-def write_atomically(path: str, write, commit: bool = True) -> str:
-    """Call ``write(handle)`` on a temporary file beside ``path``, then rename it into place.
-
-    A failure at any point (full disk, interrupt) leaves the previous file untouched.
-    With ``commit=False`` the temporary file is left for the caller to rename; its path is returned.
-    The new file has the mode of the one it replaces, or 0666 less the umask; a symbolic
-    link at ``path`` is replaced, never written through.
-    """
-    fd, tmp = _create_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if commit:
-            os.replace(tmp, path)
-            return path
-        return tmp
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def write_package(path: str, notes: Sequence[PackageNote], media: Sequence[MediaFile], notetype_mod: int) -> int:
@@ -196,8 +129,7 @@ def package_bytes(notes: Sequence[PackageNote], media: Sequence[MediaFile], note
 
     Builds run it on worker processes; only the process that owns the output folder writes files.
     """
-    with tempfile.TemporaryDirectory(prefix="flashgen-") as workdir:
-        collection = _collection_bytes(notes, notetype_mod, workdir)
+    collection = _collection_bytes(notes, notetype_mod)
 
     media = sorted(media, key=lambda m: m.name)
     manifest = json.dumps({str(i): m.name for i, m in enumerate(media)}, sort_keys=True)

@@ -162,7 +162,7 @@ def _move(client: AnkiConnect, changes: Changes, ids: dict[str, int]) -> dict[st
 
 def _remember(lock_path: str, lock: Lock, client, ids, changes: Changes, held_back, moved_to: dict[str, str]) -> None:
     """Record in the lock what this push left in Anki: fields as now stored, and moved cards' decks."""
-    from .package import write_atomically
+    from .files import write_atomically
 
     held = {c.guid for c in held_back}
     # read back what may differ from what the lock remembers: everything this push changed,

@@ -67,7 +67,7 @@ def settings_key(options: BuildOptions) -> str:
 
 def read_state(out_dir: str) -> dict:
     """The state file of the output folder; empty if there is none, or none of this version."""
-    from .package import open_no_follow
+    from .files import open_no_follow
 
     try:  # a state file behind a link is not this folder's: not read
         with os.fdopen(open_no_follow(os.path.join(out_dir, STATE_FILE), os.O_RDONLY), encoding="utf-8") as handle:
@@ -163,7 +163,7 @@ def write_state(options, settings_key, inputs_by_book, reused, figures: BookFigu
     Written to a temporary file (returned) for the commit to rename in; ``temp_of`` maps each
     package to the temporary file that holds its new bytes, ``lock_sha`` is the committed lock's.
     """
-    from .package import write_atomically
+    from .files import write_atomically
 
     diagnostics_of: dict[str, list[dict]] = {}
     for d in diagnostics:

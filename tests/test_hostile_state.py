@@ -454,16 +454,16 @@ def test_a_commit_that_fails_anywhere_leaves_everything_as_it_was(tmp_path, monk
     before, lock_before = _files(tmp_path / "out"), (tmp_path / "flashgen.lock").read_bytes()
     _edit_everything(source)
     if fault == "lock-create":
-        import flashgen.package
+        import flashgen.files
 
-        real = flashgen.package.open_no_follow
+        real = flashgen.files.open_no_follow
 
         def refuse_lock_temp(path, flags, mode=0o666):
             if os.path.basename(path).startswith(".flashgen.lock."):
                 raise OSError(28, "No space left on device", path)
             return real(path, flags, mode)
 
-        monkeypatch.setattr(flashgen.package, "open_no_follow", refuse_lock_temp)
+        monkeypatch.setattr(flashgen.files, "open_no_follow", refuse_lock_temp)
     else:
         packages = []
 
