@@ -30,7 +30,7 @@ _PUBLIC = {
     "Variant": "model",
     "Book": "organise",
     "Chapter": "organise",
-    "Settings": "organise",
+    "Settings": "model",
     "organise": "organise",
     "parse_bytes": "parse",
     "parse_file": "parse",

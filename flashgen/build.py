@@ -25,22 +25,23 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from .changes import Change, Changes, NoteOutcome, classify, removed_notes
+from .changes import Change, Changes
 from .collect import collect_existing, within
-from .continuity import Continuity, carry_over, sketch
-from .dedupe import DEFAULT_THRESHOLD, Deduped, Note, dedupe
-from .lockfile import MAX_TIME, Lock, NoteState, read_lock
-from .model import Diagnostic, FlashgenError, Location, ParsedFile, Severity
-from .names import book_title, slug
-from .notetype import notetype_hash
-from .organise import Book, Chapter, Settings, note_tags, organise, source_text
-from .output import Stale, clean_out_dir, commit_build, exclusive, prepare_out_dir, settle
-from .parse import parse_file
-from .render import RenderedCard, finish_images, inert_anki_syntax
-from .state import BookFigures, diagnostic_from, read_state, settings_key, sha_of_file, state_key, work_to_do, write_state
-from .workers import PARALLEL_FROM, Packaging, PendingRender, Progress, job_count, parse_by_book, pool_map, worker_pool
+from .lockfile import MAX_TIME, Lock
+from .model import DEFAULT_THRESHOLD, Diagnostic, FlashgenError, Location, ParsedFile, Settings, Severity
+from .output import Stale, clean_out_dir, commit_build, exclusive, left_behind, prepare_out_dir, settle
+from .state import diagnostic_from, nothing_to_do, read_state, settings_key, sha_of_file, state_key, work_to_do
+
+# The stages themselves are imported where they are used: a build that finds nothing to do
+# (the commonest run) then imports none of them. Type names only, for the annotations:
+if TYPE_CHECKING:
+    from .continuity import Continuity
+    from .dedupe import Deduped, Note
+    from .organise import Book, Chapter
+    from .render import RenderedCard
+    from .workers import Progress
 
 __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"]
 
@@ -76,7 +77,7 @@ class Plan:
     diagnostics: tuple[Diagnostic, ...]
     roots: MappingProxyType  # input file -> the folder named on the command line it was found in
     # which notes took over a reworded note's identity, and which lock notes no source gives
-    continuity: Continuity = Continuity((), MappingProxyType({}), ())
+    continuity: Continuity
     removed: tuple[Change, ...] = ()  # those lock notes, with book, deck and question
 
     @property
@@ -119,6 +120,13 @@ def _plan_files(
 ) -> Plan:
     """Parse, dedupe, carry identities over and organise ``files``; ``other_books`` are books the
     inputs also hold but this run does not read (an incremental build reuses them)."""
+    from .changes import removed_notes
+    from .continuity import carry_over
+    from .dedupe import dedupe
+    from .organise import organise
+    from .parse import parse_file
+    from .workers import parse_by_book, pool_map
+
     parsed, deduped = None, None
     if pool is not None and book_of_file is not None:
         parsed, deduped = parse_by_book(files, book_of_file, threshold, pool, progress)
@@ -137,6 +145,8 @@ def _plan_files(
 
 def _titles(lock: Lock, settings: Settings) -> dict[str, str]:
     """Book titles for the books the lock names."""
+    from .names import book_title
+
     overrides = dict(settings.title_overrides)
     return {book: book_title(book, overrides) for book in {s.book for s in lock.notes.values()} if book}
 
@@ -150,6 +160,8 @@ def plan(
     progress: Progress | None = None,
 ) -> Plan:
     """Collect, parse, dedupe and organise: the pure part of a build (parsing on ``jobs`` workers, default all cores)."""
+    from .workers import PARALLEL_FROM, job_count, worker_pool
+
     inputs = collect_existing(paths)
     with worker_pool(job_count(jobs) if len(inputs.files) >= PARALLEL_FROM else 1) as pool:
         the_plan = _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
@@ -207,6 +219,9 @@ def _resolve_image(url: str, origin: Location, root: str) -> tuple[str | None, b
 
 
 def _note_fields(note: Note, book: Book, chapter: Chapter, card: RenderedCard, media_names: dict) -> tuple[str, ...]:
+    from .organise import source_text
+    from .render import finish_images, inert_anki_syntax
+
     return (
         finish_images(card.question, media_names),
         finish_images(card.answer, media_names),
@@ -246,6 +261,8 @@ def _open_cache(options: BuildOptions):
 
 
 def _package_name(book: Book, chapter: Chapter, split: str) -> str:
+    from .names import slug
+
     if split == "none":
         return "flashgen.apkg"
     if split == "chapter":
@@ -274,19 +291,27 @@ def build(paths: Sequence[str], options: BuildOptions = BuildOptions(), progress
 
 
 def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress | None) -> BuildReport:
-    from .package import MediaFile, PackageNote
-
     started = time.perf_counter()
-    jobs = job_count(options.jobs)
     build_time = _build_time(options.build_time)
     inputs = collect_existing(paths)
     lock_sha_read = sha_of_file(options.lock_path)
-    lock = read_lock(options.lock_path)
-
     the_settings_key = settings_key(options)
     state = read_state(options.out_dir) if options.write else {}
     inputs_by_book, book_of_file, reused, todo = work_to_do(inputs, options, the_settings_key, state, lock_sha_read)
+    if options.write and nothing_to_do(state, reused, inputs_by_book) and not left_behind(options):
+        return _report_of_reused(inputs, reused, options, started)
 
+    from .changes import NoteOutcome, classify
+    from .continuity import sketch
+    from .lockfile import NoteState, read_lock
+    from .notetype import notetype_hash
+    from .organise import note_tags
+    from .package import MediaFile, PackageNote
+    from .state import BookFigures, write_state
+    from .workers import PARALLEL_FROM, Packaging, PendingRender, job_count, worker_pool
+
+    jobs = job_count(options.jobs)
+    lock = read_lock(options.lock_path)
     with worker_pool(jobs if len(todo) >= PARALLEL_FROM else 1, lock.chapters) as pool:
         the_plan = _plan_files(
             [p for p, _ in todo],
@@ -393,9 +418,11 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                 refuse = options.strict and _has_problems(diagnostics)
                 if options.write and not refuse:
 
-                    def state_file(lock_sha: str | None, temp_of: dict[str, str], lock_changed: bool) -> str | None:
-                        if groups or set(reused) != set(state.get("books", {})) or lock_changed:
-                            return write_state(options, the_settings_key, inputs_by_book, reused, figures, diagnostics, lock_sha, temp_of)
+                    def state_file(lock_sha: str | None, lock_books: set[str], temp_of: dict[str, str], lock_changed: bool) -> str | None:
+                        if groups or set(reused) != set(state.get("books", {})) or lock_changed or "lock_books" not in state:
+                            return write_state(
+                                options, the_settings_key, inputs_by_book, reused, figures, diagnostics, lock_sha, lock_books, temp_of
+                            )
                         return None
 
                     kept = {name for record in reused.values() for name in record["packages"]}
@@ -412,7 +439,6 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         os.rmdir(options.out_dir)
 
     diagnostics.sort(key=lambda d: (d.location, d.code))
-    reused_packages = tuple(sorted(os.path.join(options.out_dir, name) for record in reused.values() for name in record["packages"]))
     built_notes = sum(len(members) for members in groups.values())
     return BuildReport(
         files=len(inputs.files),
@@ -421,13 +447,37 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         merged=the_plan.deduped.merged + sum(r["merged"] for r in reused.values()),
         decks=len({c.deck for m in groups.values() for _, _, c in m}) + sum(r["decks"] for r in reused.values()),
         written=tuple(written),
-        unchanged=reused_packages,
+        unchanged=_packages_of(reused, options),
         diagnostics=tuple(diagnostics),
         seconds=time.perf_counter() - started,
         changed_notes=changed,
         refused=bool(refuse),
         changes=classify(outcomes, lock.notes, the_plan.continuity.reworded, the_plan.removed),
     )
+
+
+def _report_of_reused(inputs, reused: Mapping[str, dict], options: BuildOptions, started: float) -> BuildReport:
+    """The report of a build that found every book as the last build left it: told by the state file alone."""
+    path_of = {state_key(p, options.out_dir): p for p in inputs.files}
+    diagnostics = list(inputs.diagnostics) + [diagnostic_from(d, path_of) for r in reused.values() for d in r["diagnostics"]]
+    diagnostics.sort(key=lambda d: (d.location, d.code))
+    return BuildReport(
+        files=len(inputs.files),
+        questions=sum(r["questions"] for r in reused.values()),
+        notes=sum(r["notes"] for r in reused.values()),
+        merged=sum(r["merged"] for r in reused.values()),
+        decks=sum(r["decks"] for r in reused.values()),
+        written=(),
+        unchanged=_packages_of(reused, options),
+        diagnostics=tuple(diagnostics),
+        seconds=time.perf_counter() - started,
+        changed_notes=0,
+        refused=options.strict and _has_problems(diagnostics),
+    )
+
+
+def _packages_of(reused: Mapping[str, dict], options: BuildOptions) -> tuple[str, ...]:
+    return tuple(sorted(os.path.join(options.out_dir, name) for record in reused.values() for name in record["packages"]))
 
 
 def _has_problems(diagnostics: Sequence[Diagnostic]) -> bool:

@@ -25,7 +25,8 @@ import sqlite3
 from typing import Iterable, Mapping
 
 from . import __version__
-from .render import DARK_STYLE, LIGHT_STYLE, RENDER_VERSION, RenderedCard, RenderedField, well_formed
+from .render import RENDER_VERSION, RenderedCard, RenderedField, well_formed
+from .theme import DARK_STYLE, LIGHT_STYLE
 
 __all__ = ["RenderCache", "default_cache_dir", "card_key", "secret_path"]
 

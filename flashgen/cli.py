@@ -113,7 +113,7 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _settings(args: argparse.Namespace, config: Config):
-    from .organise import Settings
+    from .model import Settings
 
     min_rating = args.min_rating if args.min_rating is not None else config.min_rating
     unrated = args.unrated or config.unrated or "keep"
@@ -126,7 +126,7 @@ def _settings(args: argparse.Namespace, config: Config):
 
 
 def _threshold(args: argparse.Namespace, config: Config) -> float:
-    from .dedupe import DEFAULT_THRESHOLD
+    from .model import DEFAULT_THRESHOLD
 
     if args.threshold is not None:
         return args.threshold

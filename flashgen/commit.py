@@ -41,11 +41,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Sequence
 
+from .files import TEMP_NAME
 from .model import FlashgenError
-from .state import sha_of_file
+from .state import JOURNAL, sha_of_file
 
-JOURNAL = ".flashgen-commit.json"
-_TEMP = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")  # files.write_atomically's temporary names
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ def clean_stale_temps(folder: str, owned) -> list[str]:
     removed = []
     with contextlib.suppress(OSError):
         for name in os.listdir(folder):
-            match = _TEMP.match(name)
+            match = TEMP_NAME.match(name)
             if match and owned(match.group(1)):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
@@ -206,7 +205,7 @@ def _read_journal(path: str):
         entries = []
         for target, temp, backup in data["renames"]:
             for name in (temp, backup):
-                if name is not None and not (_TEMP.match(name) and _TEMP.match(name).group(1) == target):
+                if name is not None and not (TEMP_NAME.match(name) and TEMP_NAME.match(name).group(1) == target):
                     raise ValueError(name)
             if not _plain_name(target):
                 raise ValueError(target)

@@ -15,10 +15,14 @@ from typing import Any, Mapping, Sequence
 
 from .model import FlashgenError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+
+def _toml():
+    """The TOML reader, imported when a config file is there to read (most builds have none)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib
 
 __all__ = ["Config", "load_config", "find_config", "KEYS"]
 
@@ -78,6 +82,7 @@ def find_config(paths: Sequence[str]) -> str | None:
 
 
 def _has_tool_section(path: str) -> bool:
+    tomllib = _toml()
     try:
         with open(path, "rb") as handle:
             return "flashgen" in tomllib.load(handle).get("tool", {})
@@ -146,6 +151,7 @@ def load_config(path: str | None) -> Config:
     """Read and validate a config file; ``None`` gives the empty config."""
     if path is None:
         return Config()
+    tomllib = _toml()
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)

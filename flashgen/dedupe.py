@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from .axis import BookAxis, align
-from .model import Card, Diagnostic, Location, Severity, Variant, pickled_by_constructor
+from .model import DEFAULT_THRESHOLD, Card, Diagnostic, Location, Severity, Variant, pickled_by_constructor
 
 __all__ = ["Occurrence", "Note", "Deduped", "dedupe", "combine", "normalise", "DEFAULT_THRESHOLD", "IDENTITY_VERSION"]
 
-DEFAULT_THRESHOLD = 0.85
 # Part of every note identity. Changing normalise() for questions changes GUIDs,
 # which makes Anki see new notes: bump this only with a migration.
 IDENTITY_VERSION = "v1"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
+import re
 import stat
 
-__all__ = ["write_atomically", "open_no_follow"]
+__all__ = ["write_atomically", "open_no_follow", "TEMP_NAME"]
+
+TEMP_NAME = re.compile(r"^\.(.+)\.[0-9a-f]{12}\.tmp$")  # write_atomically's temporary files; group 1: the target
 
 # Not on Windows; there, open_no_follow also checks os.path.islink first.
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -44,7 +46,7 @@ def _create_beside(path: str) -> tuple[int, str]:
     folder = os.path.dirname(os.path.abspath(path))
     keep = _file_mode(path)
     for _ in range(100):
-        tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
         try:
             fd = open_no_follow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:

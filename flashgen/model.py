@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import operator
 from dataclasses import dataclass, field
+from typing import Mapping
 
 
 def pickled_by_constructor(cls):
@@ -129,3 +130,19 @@ class ParsedFile:
 
 class FlashgenError(Exception):
     """A problem with how flashgen was called or where it runs (exit code 2), not with the input text."""
+
+
+# Bump when the HTML produced for the same input changes: it keys the render cache.
+RENDER_VERSION = "2"
+DEFAULT_THRESHOLD = 0.85  # dedupe: how alike two cards' answers are before they are one note
+DEFAULT_DECK_TEMPLATE = "{book}::{number} {chapter}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the user can choose about names and selection (config file or flags)."""
+
+    title_overrides: Mapping[str, str] = field(default_factory=dict)
+    deck_template: str = DEFAULT_DECK_TEMPLATE
+    min_rating: int | None = None
+    keep_unrated: bool = True  # plain files carry no ratings: dropping them is opt-in

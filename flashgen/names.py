@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from .model import DEFAULT_DECK_TEMPLATE
+
 __all__ = ["book_title", "book_author", "chapter_name", "slug", "deck_name", "tag_part", "DEFAULT_DECK_TEMPLATE"]
 
-DEFAULT_DECK_TEMPLATE = "{book}::{number} {chapter}"
 
 _PROCESSED = re.compile(r"[-_ ]*processed$", re.IGNORECASE)
 # '2A001---', '7A003--', '024---': a catalogue code and its dashes

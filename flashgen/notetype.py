@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 
-from .render import note_css
+from .theme import note_css
 
 __all__ = [
     "NOTETYPE_ID",

@@ -14,24 +14,14 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from .dedupe import Note
-from .model import Variant
-from .names import DEFAULT_DECK_TEMPLATE, book_author, book_title, chapter_name, deck_name, slug, tag_part
+from .model import Settings, Variant
+from .names import book_author, book_title, chapter_name, deck_name, slug, tag_part
 
 __all__ = ["Settings", "Chapter", "Book", "organise", "note_tags", "source_text"]
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What the user can choose about names and selection (config file or flags)."""
-
-    title_overrides: Mapping[str, str] = field(default_factory=dict)
-    deck_template: str = DEFAULT_DECK_TEMPLATE
-    min_rating: int | None = None
-    keep_unrated: bool = True  # plain files carry no ratings: dropping them is opt-in
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from .lockfile import Lock, lock_text, read_lock
 from .model import FlashgenError
-from .state import STATE_FILE, read_state, sha_of_file, state_key
+from .state import JOURNAL, STATE_FILE, read_state, sha_of_file, state_key
 
 if TYPE_CHECKING:
     from .build import BuildOptions
@@ -139,11 +139,34 @@ def _lock_moved(before: Lock, now: Lock, touched: set[str], notetype: tuple[str,
 
 def clean_out_dir(options: BuildOptions) -> None:
     """Delete temporary packages and state files in the output folder (the build lock held: none is a running build's)."""
-    from .commit import JOURNAL, clean_stale_temps
+    from .commit import clean_stale_temps
+
+    clean_stale_temps(options.out_dir, _out_dir_owns(options))
+
+
+def _out_dir_owns(options: BuildOptions):
+    """Whether a temporary file for this target name is the output folder's to clean (the lock's are cleaned under its own lock)."""
+    lock_folder, lock_name = os.path.split(os.path.abspath(options.lock_path))
+    mine = lock_name if os.path.abspath(options.out_dir) == lock_folder else None
+    return lambda target: target != mine and (target.endswith(".apkg") or target in (STATE_FILE, JOURNAL))
+
+
+def left_behind(options: BuildOptions) -> bool:
+    """Whether a build that stopped half-way left something here: a commit to finish, or temporary files to clean."""
+    from .files import TEMP_NAME
 
     lock_folder, lock_name = os.path.split(os.path.abspath(options.lock_path))
-    mine = lock_name if os.path.abspath(options.out_dir) == lock_folder else None  # the lock's are cleaned under its own lock
-    clean_stale_temps(options.out_dir, lambda target: target != mine and (target.endswith(".apkg") or target in (STATE_FILE, JOURNAL)))
+    owned = _out_dir_owns(options)
+    for folder, mine in ((options.out_dir, owned), (lock_folder, lambda target: target == lock_name)):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return True
+        if JOURNAL in names and folder == options.out_dir:
+            return True
+        if any((match := TEMP_NAME.match(name)) and mine(match.group(1)) for name in names):
+            return True
+    return False
 
 
 def commit_build(options: BuildOptions, lock: Lock, states, touched, notetype, prepared, state_file, kept, inputs_by_book) -> None:
@@ -183,7 +206,8 @@ def commit_build(options: BuildOptions, lock: Lock, states, touched, notetype, p
                 lock_sha = sha_of_file(options.lock_path)
             renames = list(prepared)
             try:
-                state_temp = state_file(lock_sha, {path: temp for temp, path in prepared}, changed)
+                lock_books = {s.book for s in notes.values() if s.book is not None}
+                state_temp = state_file(lock_sha, lock_books, {path: temp for temp, path in prepared}, changed)
             except OSError as exc:
                 raise FlashgenError(f"{os.path.join(options.out_dir, STATE_FILE)}: cannot write: {exc.strerror}") from None
             if state_temp is not None:

@@ -29,7 +29,7 @@ import genanki
 
 from .files import write_atomically
 from .notetype import NOTETYPE_ID, NOTETYPE_NAME, field_configs, template_configs
-from .render import note_css
+from .theme import note_css
 
 __all__ = ["PackageNote", "MediaFile", "write_package", "prepare_package", "package_bytes", "deck_id"]
 

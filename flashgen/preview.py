@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from .notetype import BACK_TEMPLATE, FIELDS, FRONT_TEMPLATE
 from .organise import source_text
-from .render import finish_images, note_css, render_card
+from .render import finish_images, render_card
+from .theme import note_css
 
 __all__ = ["MathField", "Preview", "fill_template", "formula_mathml", "preview_html", "preview_page", "typeset_math"]
 

@@ -16,24 +16,34 @@ from typing import TYPE_CHECKING, Mapping
 from . import __version__
 from .model import Diagnostic, Location, Severity
 from .notetype import notetype_hash
-from .parse import book_of
 
 if TYPE_CHECKING:
     from .build import BuildOptions, Plan
     from .collect import Inputs
 
 STATE_FILE = ".flashgen-state.json"
+JOURNAL = ".flashgen-commit.json"  # a commit under way (commit.py)
 STATE_VERSION = 2  # 2: paths relative to the output folder, in POSIX form
 
 
-def _file_digest(path: str) -> tuple[str, str]:
-    """(sha256 of the bytes, the book the file belongs to) without parsing it."""
+def _file_digest(path: str, known: Mapping[str, str]) -> tuple[str, str]:
+    """(sha256 of the bytes, the book the file belongs to) without parsing it.
+
+    ``known``: the book of each digest the last build saw at this path; a file whose bytes
+    are as they were is of the same book, and only the others have their header read.
+    """
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        return f"unreadable:{exc.errno}", book_of(b"", path)
-    return hashlib.sha256(data).hexdigest(), book_of(data, path)
+        data, digest = b"", f"unreadable:{exc.errno}"
+    else:
+        digest = hashlib.sha256(data).hexdigest()
+    if digest in known:
+        return digest, known[digest]
+    from .parse import book_of  # imported only when a file is new or changed
+
+    return digest, book_of(data, path)
 
 
 def sha_of_file(path: str) -> str | None:
@@ -47,7 +57,7 @@ def sha_of_file(path: str) -> str | None:
 
 def settings_key(options: BuildOptions) -> str:
     """A digest of everything besides the inputs and the lock that shapes a build's packages."""
-    from .render import RENDER_VERSION
+    from .model import RENDER_VERSION
 
     s = options.settings
     parts = (
@@ -113,15 +123,35 @@ def work_to_do(inputs: Inputs, options: BuildOptions, settings_key: str, state: 
     """
     inputs_by_book: dict[str, dict[str, str]] = {}
     book_of_file: dict[str, str] = {}
+    seen: dict[str, dict[str, str]] = {}  # state key -> {digest: book}, as the last build recorded them
+    for book, record in state.get("books", {}).items():
+        for key, digest in record.get("inputs", {}).items() if isinstance(record, dict) else ():
+            seen.setdefault(key, {})[digest] = book
     for path in inputs.files:
-        digest, book = _file_digest(path)
-        inputs_by_book.setdefault(book, {})[state_key(path, options.out_dir)] = digest
+        key = state_key(path, options.out_dir)
+        digest, book = _file_digest(path, seen.get(key, {}))
+        inputs_by_book.setdefault(book, {})[key] = digest
         book_of_file[path] = book
     reused = _reusable_books(state, settings_key, lock_sha, inputs_by_book, options.out_dir)
     if options.split == "none" and set(reused) != set(inputs_by_book):
         reused = {}  # one package holds every book: all or nothing
     todo = [(p, r) for p, r in zip(inputs.files, inputs.roots, strict=True) if book_of_file[p] not in reused]
     return inputs_by_book, book_of_file, reused, todo
+
+
+def nothing_to_do(state: dict, reused: Mapping[str, dict], inputs_by_book: Mapping[str, dict]) -> bool:
+    """Whether a build would write nothing: every book reused, and nothing the lock holds is gone.
+
+    Then the build need not even read the lock: the state file recorded the books its notes
+    come from, and a note of a book no longer among the inputs would be reported removed.
+    """
+    lock_books = state.get("lock_books")
+    return (
+        bool(reused)
+        and set(reused) == set(inputs_by_book) == set(state.get("books", {}))
+        and isinstance(lock_books, list)
+        and set(lock_books) <= set(inputs_by_book)
+    )
 
 
 def diagnostic_from(d: dict, path_of: Mapping[str, str]) -> Diagnostic:
@@ -157,11 +187,12 @@ class BookFigures:
         self.packages.setdefault(book, set()).add(package)
 
 
-def write_state(options, settings_key, inputs_by_book, reused, figures: BookFigures, diagnostics, lock_sha, temp_of) -> str:
+def write_state(options, settings_key, inputs_by_book, reused, figures: BookFigures, diagnostics, lock_sha, lock_books, temp_of) -> str:
     """Record what this build made of each book, so an unchanged book can be skipped next time.
 
     Written to a temporary file (returned) for the commit to rename in; ``temp_of`` maps each
-    package to the temporary file that holds its new bytes, ``lock_sha`` is the committed lock's.
+    package to the temporary file that holds its new bytes, ``lock_sha`` is the committed lock's,
+    ``lock_books`` the books its notes come from.
     """
     from .files import write_atomically
 
@@ -187,6 +218,7 @@ def write_state(options, settings_key, inputs_by_book, reused, figures: BookFigu
         "version": STATE_VERSION,
         "settings": settings_key,
         "lock": lock_sha,
+        "lock_books": sorted(lock_books),
         "lock_path": state_key(options.lock_path, options.out_dir),  # whose packages these are (see output._leftovers)
         "books": books,
     }

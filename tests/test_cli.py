@@ -154,7 +154,7 @@ def test_preview_is_one_self_contained_page(tmp_path, capsys):
     html = page.read_text(encoding="utf-8")
     assert code == 0 and html.count('class="preview-card card"') == 53
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=\"?https?:", html)
-    from flashgen.render import note_css
+    from flashgen.theme import note_css
 
     assert note_css() in html and 'id="theme"' in html
 

@@ -14,12 +14,12 @@ from flashgen import parse_file
 from flashgen.render import (
     _lexer,
     finish_images,
-    note_css,
     render_card,
     render_inline,
     render_markdown,
     unsafe_markup,
 )
+from flashgen.theme import note_css
 from tests.conftest import corpus_files
 
 CASES = {
