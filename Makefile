@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/run.py --questions $${QUESTIONS:-100000}
+	$(PY) bench/run.py --sizes $${SIZES:-book,8000,100000}
 
 fuzz: $(STAMP)
 	FLASHGEN_FUZZ_EXAMPLES=$${EXAMPLES:-20000} $(PY) -m pytest -q tests/test_properties.py
