@@ -29,6 +29,7 @@ Exit status 1 if any target is missed, 0 if all are met.
 from __future__ import annotations
 
 import argparse
+import compileall
 import functools
 import json
 import os
@@ -690,6 +691,9 @@ def main() -> int:
     args.work, args.corpus = os.path.abspath(args.work), os.path.abspath(args.corpus)
 
     env = {**os.environ, "PYTHONPATH": ROOT, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
+    # as pip installs it: compiled to bytecode, like genanki, mistune and pygments in site-packages
+    # (with PYTHONDONTWRITEBYTECODE set, a source checkout would be compiled again on every run)
+    compileall.compile_dir(os.path.join(ROOT, "flashgen"), quiet=1)
     startup = StartUp(sys.executable, env)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}", flush=True)
 
