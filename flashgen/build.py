@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import hashlib
 import html
+import importlib
 import os
 import re
 import time
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"]
 
 SPLIT_MODES = ("book", "chapter", "none")
+ALL_AT_ONCE = 2_000  # notes: up to this many, rendered in one batch split by cards, all held in memory at once
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 
 
@@ -128,10 +130,11 @@ def _plan_files(
     from .workers import parse_by_book, pool_map
 
     parsed, deduped = None, None
-    if pool is not None and book_of_file is not None:
+    books = {book_of_file[f] for f in files} if book_of_file is not None else set()
+    if pool is not None and len(books) >= 2 * pool._processes:  # else too few to keep every worker busy
         parsed, deduped = parse_by_book(files, book_of_file, threshold, pool, progress)
     if deduped is None:
-        parsed = pool_map(parse_file, list(files), pool, "parse", progress)
+        parsed = pool_map(parse_file, list(files), pool, "parse", progress, at_least=2, chunk=1)
         deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
     read = {f.meta.source.strip() for f in parsed}
     continuity = carry_over(deduped.notes, lock.notes, read, read | set(other_books), threshold)
@@ -160,10 +163,10 @@ def plan(
     progress: Progress | None = None,
 ) -> Plan:
     """Collect, parse, dedupe and organise: the pure part of a build (parsing on ``jobs`` workers, default all cores)."""
-    from .workers import PARALLEL_FROM, job_count, worker_pool
+    from .workers import job_count, worker_pool, worth_workers
 
     inputs = collect_existing(paths)
-    with worker_pool(job_count(jobs) if len(inputs.files) >= PARALLEL_FROM else 1) as pool:
+    with worker_pool(job_count(jobs) if worth_workers(inputs.files) else 1) as pool:
         the_plan = _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
     return dataclasses.replace(the_plan, diagnostics=inputs.diagnostics + the_plan.diagnostics)
 
@@ -306,13 +309,12 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     from .lockfile import NoteState, read_lock
     from .notetype import notetype_hash
     from .organise import note_tags
-    from .package import MediaFile, PackageNote
     from .state import BookFigures, write_state
-    from .workers import PARALLEL_FROM, Packaging, PendingRender, job_count, worker_pool
+    from .workers import Packaging, job_count, worth_workers, worker_pool
 
     jobs = job_count(options.jobs)
     lock = read_lock(options.lock_path)
-    with worker_pool(jobs if len(todo) >= PARALLEL_FROM else 1, lock.chapters) as pool:
+    with worker_pool(jobs if worth_workers([p for p, _ in todo]) else 1, lock.chapters) as pool:
         the_plan = _plan_files(
             [p for p, _ in todo],
             [r for _, r in todo],
@@ -367,16 +369,12 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
             diagnostics += cache_problems
             try:
                 ordered = sorted(groups.items()) if not refuse else []
-                # packages render a few ahead on the workers, so they never wait while this process
-                # finishes the current one's fields; few enough that little is held in memory
-                ahead = 1 + (pool._processes if pool is not None else 0)
-                upcoming = collections.deque(PendingRender(m, cache, pool) for _, m in ordered[:ahead])
-                for i, (path, members) in enumerate(ordered):
-                    cards = upcoming.popleft().result()
-                    if i + ahead < len(ordered):
-                        upcoming.append(PendingRender(ordered[i + ahead][1], cache, pool))
+                rendered = _rendered_packages(ordered, cache, pool, jobs, stack)
+                for i, ((path, members), cards) in enumerate(zip(ordered, rendered)):
+                    from .package import MediaFile, PackageNote  # imported while the first cards render
+
                     package_notes, media = [], {}
-                    for (note, book, chapter), card in zip(members, cards, strict=True):
+                    for (note, book, chapter), (card, fresh_sketch) in zip(members, cards, strict=True):
                         fields, note_media = _finish(note, book, chapter, card, the_plan.roots, diagnostics)
                         tags = note_tags(note, book, chapter)
                         digest = _content_hash(fields, tags)
@@ -400,7 +398,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                                 created[note.key],
                                 note.book,
                                 note.question,
-                                known or sketch(note.answer, note.context),
+                                known or fresh_sketch or sketch(note.answer, note.context),
                                 old.pushed if old is not None else None,
                             )
                             outcomes.append(
@@ -454,6 +452,47 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         refused=bool(refuse),
         changes=classify(outcomes, lock.notes, the_plan.continuity.reworded, the_plan.removed),
     )
+
+
+def _rendered_packages(ordered, cache, pool, jobs: int, stack: contextlib.ExitStack):
+    """Each package's rendered cards, in order, as (card, sketch of its answer if it was rendered now, else None).
+
+    A small library's cards render all at once, split by cards over the workers (started now
+    if there are none yet and enough cards to render to pay for them). A large library's
+    packages render a few ahead on the workers, so they never wait while this process
+    finishes the current one's fields; few enough that little is held in memory.
+    """
+    from .workers import PARALLEL_FROM, PendingRender, render_from, worker_pool
+
+    everything = [m for _, members in ordered for m in members]
+    if len(everything) <= ALL_AT_ONCE:
+
+        def workers_for(count: int):
+            if jobs <= 1 or count < render_from():
+                return None
+            return pool if pool is not None else stack.enter_context(worker_pool(jobs))
+
+        whole = PendingRender(everything, cache, workers_for)
+        _while_workers_render()
+        cards = iter(whole.result())
+        for _, members in ordered:
+            yield [next(cards) for _ in members]
+        return
+    ahead = 1 + (pool._processes if pool is not None else 0)
+    on_pool = lambda count: pool if count >= PARALLEL_FROM else None  # noqa: E731
+    upcoming = collections.deque(PendingRender(members, cache, on_pool) for _, members in ordered[:ahead])
+    _while_workers_render()
+    for i in range(len(ordered)):
+        pending = upcoming.popleft()
+        cards = pending.result()
+        if i + ahead < len(ordered):
+            upcoming.append(PendingRender(ordered[i + ahead][1], cache, on_pool))
+        yield cards
+
+
+def _while_workers_render() -> None:
+    """What this process does while its workers render: import genanki (60-100 ms), which it packages with."""
+    importlib.import_module(".package", __package__)
 
 
 def _report_of_reused(inputs, reused: Mapping[str, dict], options: BuildOptions, started: float) -> BuildReport:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import difflib
+import struct
 import zlib
 from dataclasses import dataclass
 from typing import Iterable, Mapping
@@ -39,8 +40,8 @@ def sketch(answer: str, context: str) -> str:
     words themselves, from a lock entry of a few hundred bytes instead of the text.
     """
     words = normalise(answer).split()[:_MAX_WORDS] + ["\x1d"] + normalise(context).split()[: _MAX_WORDS // 2]
-    packed = b"".join((zlib.crc32(w.encode("utf-8")) & 0xFFFF).to_bytes(2, "big") for w in words)
-    return base64.b64encode(packed).decode("ascii")
+    hashes = [zlib.crc32(w.encode("utf-8")) & 0xFFFF for w in words]
+    return base64.b64encode(struct.pack(f">{len(hashes)}H", *hashes)).decode("ascii")
 
 
 def _words(encoded: str) -> list[int]:

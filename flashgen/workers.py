@@ -58,13 +58,29 @@ def worker_pool(jobs: int, pinned_chapters: Mapping[str, str] | None = None) -> 
     context = multiprocessing.get_context(_start_method())
     pool = None
     try:
-        with _stop_signals_held():
+        with _stop_signals_held(), _shared_with_forks():
             pool = context.Pool(jobs, initializer=_start_worker, initargs=(dict(pinned_chapters or {}),))
         yield pool
     finally:
         if pool is not None:  # also on an interrupt: workers never outlive the build
             pool.terminate()
             pool.join()
+
+
+@contextmanager
+def _shared_with_forks() -> Iterator[None]:
+    """This process's objects kept out of the workers' garbage collections while they fork.
+
+    A collection in a forked worker writes to every object it visits, and so copies the page
+    it is on: the parent's imports and plan would be paid for again in every worker's memory.
+    """
+    import gc
+
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager
@@ -154,13 +170,36 @@ def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, 
     return tuple(dataclasses.replace(f, cards=()) for f in parsed), deduped
 
 
-def _render_texts(texts: tuple[str, str, str, str]) -> RenderedCard:
+def worth_workers(files: Sequence[str]) -> bool:
+    """Whether reading these files is work enough to start workers for: many files, or 128 KiB of
+    cards (about 0.1 s of rendering) where workers fork, 1 MiB where each must start Python anew."""
+    if len(files) >= PARALLEL_FROM:
+        return True
+    enough = 128 * 1024 if _start_method() == "fork" else 1024 * 1024
+    total = 0
+    for path in files:
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(path)
+    return total >= enough
+
+
+def render_from() -> int:
+    """Cards to render before a small library's build starts workers for them: about 0.1 s of
+    rendering (0.85 ms a card here) where workers fork in milliseconds; where they start by
+    spawn, each imports flashgen again (0.2-0.5 s), so only a larger batch pays for them."""
+    return 128 if _start_method() == "fork" else 1024
+
+
+def _render_texts(texts: tuple[str, str, str, str]) -> tuple[RenderedCard, str]:
+    """A card rendered, and the sketch of its answer (continuity.py), both done where the text already is."""
+    from .continuity import sketch
+
     card = render_card(*texts)
     for part in (card.title, card.question, card.answer, card.context):
         problems = unsafe_markup(part.html)
         if problems:  # a renderer bug, never an input problem: refuse to ship it (or cache it)
             raise RuntimeError(f"rendered field has live markup: {problems[:3]}")
-    return card
+    return card, sketch(texts[2], texts[3])
 
 
 def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
@@ -183,13 +222,15 @@ def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresho
 
 
 class PendingRender:
-    """One package's cards being rendered: cached ones looked up now, the rest on the worker pool.
+    """Cards being rendered: cached ones looked up now, the rest on the worker pool.
 
-    Started one package ahead, so workers render the next package while this
-    process writes the current one.
+    A large library's build starts one per package, a few packages ahead, so workers
+    render the next packages while this process writes the current one; a small
+    library's, one for all its cards, split between the workers by cards.
+    ``pool_for(n)`` gives the pool for ``n`` cards to render, or None to render them here.
     """
 
-    def __init__(self, members: list[tuple[Note, Book, Chapter]], cache, pool):
+    def __init__(self, members: list[tuple[Note, Book, Chapter]], cache, pool_for: Callable[[int], object | None]):
         from .cache import card_key
 
         self.cache = cache
@@ -204,20 +245,23 @@ class PendingRender:
         self.missing = sorted({k: t for k, t in zip(self.keys, texts, strict=True) if k not in self.found}.items())
         work = [t for _, t in self.missing]
         self.pending = None
-        if pool is not None and len(work) >= PARALLEL_FROM:
+        pool = pool_for(len(work)) if work else None
+        if pool is not None:
             self.pending = pool.map_async(_render_texts, work, chunksize=_chunk_size(pool, len(work)))
         self.work = work
 
-    def result(self) -> list[RenderedCard]:
+    def result(self) -> list[tuple[RenderedCard, str | None]]:
+        """Every member's card, with the sketch of its answer when it was rendered now (else None)."""
         fresh = self.pending.get() if self.pending is not None else [_render_texts(t) for t in self.work]
-        new = {k: card for (k, _), card in zip(self.missing, fresh, strict=True)}
+        new = {k: card for (k, _), (card, _) in zip(self.missing, fresh, strict=True)}
+        sketches = {k: sketch for (k, _), (_, sketch) in zip(self.missing, fresh, strict=True)}
         if self.cache is not None and new:
             try:
                 self.cache.put_many(new)
             except Exception:  # noqa: BLE001 - e.g. a read-only cache folder; the build is unaffected
                 pass
         self.found.update(new)
-        return [self.found[k] for k in self.keys]
+        return [(self.found[k], sketches.get(k)) for k in self.keys]
 
 
 class Packaging:

@@ -179,7 +179,7 @@ def test_decks_from_before_the_ids_take_them_on_the_next_import(seeds, monkeypat
         "template_configs",
         lambda: [{"name": "Card", "qfmt": notetype.FRONT_TEMPLATE, "afmt": notetype.BACK_TEMPLATE}],
     )
-    monkeypatch.setattr(builder, "notetype_hash", lambda: "0123456789abcdef")  # the lock's
+    monkeypatch.setattr(notetype, "notetype_hash", lambda: "0123456789abcdef")  # the lock's
     monkeypatch.setattr(state, "notetype_hash", lambda: "0123456789abcdef")  # the state file's settings key
     report = build([str(root / "src")], BuildOptions(**paths, build_time=T0))
     monkeypatch.undo()
