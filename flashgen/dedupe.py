@@ -88,10 +88,13 @@ class Deduped:
 
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "–": "-", "—": "-", "−": "-", "…": "..."})
 _DELIMITERS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$")
-_EMPHASIS = re.compile(r"\*\*|__|(?<!\w)\*(?!\s)|(?<=\S)\*(?!\w)")
-_SPACE = re.compile(r"\s+")
-# white space next to an operator or bracket; lookarounds, not groups: re.sub is far faster without a template
-_SPACE_NEAR_OPERATOR = re.compile(r"\s+(?=[{}()\[\]^_=+\-*/,])|(?<=[{}()\[\]^_=+\-*/,])\s+")
+# '**', '__', a '*' not after a word character and not before a space, a '*' after a non-space
+# and not before a word character. Each branch starts with its literal, the lookbehinds come
+# after it (they look back over it): so the regex engine jumps from '*' to '*' (4x faster).
+_EMPHASIS = re.compile(r"\*\*|__|\*(?<!\w\*)(?!\s)|\*(?<=\S\*)(?!\w)")
+# a space next to an operator or bracket, once spaces are single: again literal first, and
+# lookarounds, not groups (re.sub is far faster without a template)
+_SPACE_NEAR_OPERATOR = re.compile(r" (?=[{}()\[\]^_=+\-*/,])| (?<=[{}()\[\]^_=+\-*/,] )")
 
 
 def normalise(text: str) -> str:
@@ -105,7 +108,7 @@ def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold()
     text = _DELIMITERS.sub("$", text)
     text = _EMPHASIS.sub("", text)
-    text = _SPACE.sub(" ", text)
+    text = " ".join(text.split())  # str.split's white space is the regex \s
     text = _SPACE_NEAR_OPERATOR.sub("", text)
     return text.strip().rstrip(".?!:;,").strip()
 

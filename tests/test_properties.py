@@ -102,3 +102,19 @@ def test_no_field_shows_a_dollar_next_to_tex_outside_code(text):
     prose = _MATH.sub("\N{SECTION SIGN}", _CODE.sub("\N{SECTION SIGN}", html))  # a formula is not white space
     assert not _DOLLAR_BY_TEX.search(prose), html
     assert "$" not in html
+
+
+@fuzz
+@given(st.text(alphabet=st.sampled_from(list("*_ \t\n\u00a0\u2003ab+(),.?$=-’…é\\")), max_size=40))
+def test_normalise_is_its_plain_definition(text):
+    """dedupe.normalise's fast regexes (literal first) agree with the plain ones: identities and sketches rest on it."""
+    import unicodedata
+
+    from flashgen.dedupe import _DELIMITERS, _QUOTES, normalise
+
+    plain = unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold()
+    plain = _DELIMITERS.sub("$", plain)
+    plain = re.sub(r"\*\*|__|(?<!\w)\*(?!\s)|(?<=\S)\*(?!\w)", "", plain)
+    plain = re.sub(r"\s+", " ", plain)
+    plain = re.sub(r"\s+(?=[{}()\[\]^_=+\-*/,])|(?<=[{}()\[\]^_=+\-*/,])\s+", "", plain)
+    assert normalise(text) == plain.strip().rstrip(".?!:;,").strip()
