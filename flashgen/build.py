@@ -127,14 +127,16 @@ def _plan_files(
     from .dedupe import dedupe
     from .organise import organise
     from .parse import parse_file
-    from .workers import parse_by_book, pool_map
+    from .workers import parse_by_book, shared_map
 
     parsed, deduped = None, None
     books = {book_of_file[f] for f in files} if book_of_file is not None else set()
     if pool is not None and len(books) >= 2 * pool._processes:  # else too few to keep every worker busy
         parsed, deduped = parse_by_book(files, book_of_file, threshold, pool, progress)
     if deduped is None:
-        parsed = pool_map(parse_file, list(files), pool, "parse", progress, at_least=2, chunk=1)
+        if progress:
+            progress("parse", 0, len(files))
+        parsed = shared_map(parse_file, list(files), pool)
         deduped = dedupe((c for f in parsed for c in f.cards), threshold, lock.chapters)
     read = {f.meta.source.strip() for f in parsed}
     continuity = carry_over(deduped.notes, lock.notes, read, read | set(other_books), threshold)
@@ -163,10 +165,10 @@ def plan(
     progress: Progress | None = None,
 ) -> Plan:
     """Collect, parse, dedupe and organise: the pure part of a build (parsing on ``jobs`` workers, default all cores)."""
-    from .workers import job_count, worker_pool, worth_workers
+    from .workers import job_count, worker_pool, workers_for
 
     inputs = collect_existing(paths)
-    with worker_pool(job_count(jobs) if worth_workers(inputs.files) else 1) as pool:
+    with worker_pool(workers_for(inputs.files, job_count(jobs))) as pool:
         the_plan = _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
     return dataclasses.replace(the_plan, diagnostics=inputs.diagnostics + the_plan.diagnostics)
 
@@ -310,11 +312,11 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     from .notetype import notetype_hash
     from .organise import note_tags
     from .state import BookFigures, write_state
-    from .workers import Packaging, job_count, worth_workers, worker_pool
+    from .workers import Packaging, job_count, worker_pool, workers_for
 
     jobs = job_count(options.jobs)
     lock = read_lock(options.lock_path)
-    with worker_pool(jobs if worth_workers([p for p, _ in todo]) else 1, lock.chapters) as pool:
+    with worker_pool(workers_for([p for p, _ in todo], jobs), lock.chapters) as pool:
         the_plan = _plan_files(
             [p for p, _ in todo],
             [r for _, r in todo],
@@ -457,8 +459,9 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
 def _rendered_packages(ordered, cache, pool, jobs: int, stack: contextlib.ExitStack):
     """Each package's rendered cards, in order, as (card, sketch of its answer if it was rendered now, else None).
 
-    A small library's cards render all at once, split by cards over the workers (started now
-    if there are none yet and enough cards to render to pay for them). A large library's
+    A small library's cards render all at once, by this process and the workers together, card
+    by card (workers are started now if there are none yet and enough cards to render to pay
+    for them). A large library's
     packages render a few ahead on the workers, so they never wait while this process
     finishes the current one's fields; few enough that little is held in memory.
     """
@@ -467,13 +470,12 @@ def _rendered_packages(ordered, cache, pool, jobs: int, stack: contextlib.ExitSt
     everything = [m for _, members in ordered for m in members]
     if len(everything) <= ALL_AT_ONCE:
 
-        def workers_for(count: int):
+        def pool_for(count: int):
             if jobs <= 1 or count < render_from():
                 return None
-            return pool if pool is not None else stack.enter_context(worker_pool(jobs))
+            return pool if pool is not None else stack.enter_context(worker_pool(jobs - 1))  # this process works too
 
-        whole = PendingRender(everything, cache, workers_for)
-        _while_workers_render()
+        whole = PendingRender(everything, cache, pool_for, here_too=True)
         cards = iter(whole.result())
         for _, members in ordered:
             yield [next(cards) for _ in members]

@@ -47,14 +47,15 @@ def _start_method() -> str:
 
 
 @contextmanager
-def worker_pool(jobs: int, pinned_chapters: Mapping[str, str] | None = None) -> Iterator[object | None]:
-    """A pool of worker processes, started now, while this process is still small.
+def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None) -> Iterator[object | None]:
+    """A pool of ``processes`` worker processes (none: None), started now, while this process is still small.
 
     ``pinned_chapters`` (the lock's) is handed to each worker once, for deduplicating books there.
     """
-    if jobs <= 1:
+    if processes < 1:
         yield None
         return
+    jobs = processes
     context = multiprocessing.get_context(_start_method())
     pool = None
     try:
@@ -170,6 +171,67 @@ def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, 
     return tuple(dataclasses.replace(f, cards=()) for f in parsed), deduped
 
 
+def workers_for(files: Sequence[str], jobs: int) -> int:
+    """Worker processes to start for a build on ``jobs`` cores that reads ``files``.
+
+    Many files: one per core, and this process orchestrates and writes. A few files with
+    enough in them (:func:`worth_workers`): one fewer, since this process works beside them
+    (:func:`shared_map`), and every worker costs 15-20 MB it writes to its own pages.
+    """
+    if jobs <= 1 or not worth_workers(files):
+        return 0
+    return jobs if len(files) >= PARALLEL_FROM else jobs - 1
+
+
+def shared_map(function, items: Sequence, pool) -> list:
+    """``[function(x) for x in items]`` on the pool's workers and in this process at once.
+
+    The workers take items from the front, this process from the back, each the next one
+    when it is free, so neither waits for the other's share.
+    """
+    if pool is None or len(items) < 2:
+        return [function(x) for x in items]
+    ends = _BothEnds(function, items)
+    from_workers = pool.imap_unordered(_indexed, ends, chunksize=1)
+    results: list = [None] * len(items)
+    while (taken := ends.take_last()) is not None:
+        _, i, item = taken
+        results[i] = function(item)
+    for i, result in from_workers:
+        results[i] = result
+    return results
+
+
+class _BothEnds:
+    """Items to be taken from either end, by the pool's task feeder (an iterator from the front) and by this process.
+
+    deque's pops are atomic; the feeder runs ahead only as far as the pipe to the workers holds.
+    """
+
+    def __init__(self, function, items: Sequence):
+        self.tasks = collections.deque((function, i, item) for i, item in enumerate(items))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return self.tasks.popleft()
+        except IndexError:
+            raise StopIteration from None
+
+    def take_last(self):
+        try:
+            return self.tasks.pop()
+        except IndexError:
+            return None
+
+
+def _indexed(task):
+    function, i, item = task
+    return i, function(item)
+
+
 def worth_workers(files: Sequence[str]) -> bool:
     """Whether reading these files is work enough to start workers for: many files, or 128 KiB of
     cards (about 0.1 s of rendering) where workers fork, 1 MiB where each must start Python anew."""
@@ -227,10 +289,11 @@ class PendingRender:
     A large library's build starts one per package, a few packages ahead, so workers
     render the next packages while this process writes the current one; a small
     library's, one for all its cards, split between the workers by cards.
-    ``pool_for(n)`` gives the pool for ``n`` cards to render, or None to render them here.
+    ``pool_for(n)`` gives the pool for ``n`` cards to render, or None to render them here;
+    ``here_too``: this process renders beside the workers (when the result is asked for).
     """
 
-    def __init__(self, members: list[tuple[Note, Book, Chapter]], cache, pool_for: Callable[[int], object | None]):
+    def __init__(self, members: list[tuple[Note, Book, Chapter]], cache, pool_for: Callable[[int], object | None], here_too: bool = False):
         from .cache import card_key
 
         self.cache = cache
@@ -245,14 +308,14 @@ class PendingRender:
         self.missing = sorted({k: t for k, t in zip(self.keys, texts, strict=True) if k not in self.found}.items())
         work = [t for _, t in self.missing]
         self.pending = None
-        pool = pool_for(len(work)) if work else None
-        if pool is not None:
-            self.pending = pool.map_async(_render_texts, work, chunksize=_chunk_size(pool, len(work)))
+        self.pool = pool_for(len(work)) if work else None
+        if self.pool is not None and not here_too:
+            self.pending = self.pool.map_async(_render_texts, work, chunksize=_chunk_size(self.pool, len(work)))
         self.work = work
 
     def result(self) -> list[tuple[RenderedCard, str | None]]:
         """Every member's card, with the sketch of its answer when it was rendered now (else None)."""
-        fresh = self.pending.get() if self.pending is not None else [_render_texts(t) for t in self.work]
+        fresh = self.pending.get() if self.pending is not None else shared_map(_render_texts, self.work, self.pool)
         new = {k: card for (k, _), (card, _) in zip(self.missing, fresh, strict=True)}
         sketches = {k: sketch for (k, _), (_, sketch) in zip(self.missing, fresh, strict=True)}
         if self.cache is not None and new:

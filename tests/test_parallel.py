@@ -104,3 +104,30 @@ def test_a_book_split_across_workers_still_dedupes_as_one(library):
         split = _plan_files(files, roots, Settings(), 0.85, Lock(), pool, book_of_file=wrong_groups)
     assert split.deduped == serial.deduped
     assert split.diagnostics == serial.diagnostics
+
+
+
+def _slow_pid(_item) -> int:
+    import time
+
+    time.sleep(0.002)  # so neither end takes everything before the other starts
+    return os.getpid()
+
+
+def _fails_on_seven(item: int) -> int:
+    if item == 7:
+        raise ValueError("seven")
+    return item
+
+
+def test_a_shared_map_keeps_order_and_works_in_this_process_too():
+    """A small library's cards are rendered by this process beside the workers: in input order, by both,
+    and an error in either is the caller's."""
+    from flashgen.workers import shared_map, worker_pool
+
+    with worker_pool(1) as pool:
+        assert shared_map(abs, list(range(-200, 200)), pool) == [abs(i) for i in range(-200, 200)]
+        pids = shared_map(_slow_pid, list(range(200)), pool)
+        with pytest.raises(ValueError, match="seven"):
+            shared_map(_fails_on_seven, list(range(20)), pool)
+    assert os.getpid() in pids and len(set(pids)) == 2
