@@ -276,9 +276,14 @@ class StartUp:
         return min(bare), min(version)
 
     @functools.cached_property
-    def cli_import(self) -> float:
-        """Min wall of `python -c "import flashgen.cli"` over 5 runs: starting Python and importing the command."""
-        return min(wall_seconds([self.python, "-c", "import flashgen.cli"], self.env) for _ in range(5))
+    def imports(self) -> dict[str, float]:
+        """Min wall over 5 runs of starting Python and importing what a no-op, and a rebuild of a book, import."""
+        modules = {
+            "no-op": "flashgen.cli, flashgen.build",
+            "rebuild": "flashgen.cli, flashgen.build, flashgen.parse, flashgen.dedupe, flashgen.continuity, flashgen.organise, "
+            "flashgen.render, flashgen.cache, flashgen.workers, flashgen.package, mistune, pygments.lexers",
+        }
+        return {k: min(wall_seconds([self.python, "-c", f"import {m}"], self.env) for _ in range(5)) for k, m in modules.items()}
 
 
 # --- one size -----------------------------------------------------------------------------
@@ -518,23 +523,34 @@ def cold_reason(m: Measured, folder: str, env: dict) -> list[str]:
 
 
 def fixed_cost_reason(key: str, m: Measured, startup: StartUp) -> list[str]:
-    """How much of a rebuild is only starting Python and importing flashgen, and the ratio that alone allows."""
+    """How much of a rebuild is only starting Python and importing what it runs, and the ratio that alone allows.
+
+    A no-op imports the command and the orchestrator; a rebuild that reads a book again also
+    imports every stage, mistune, pygments and genanki.
+    """
     plain, took = fastest(m.plain), fastest(m.warm if key == "warm" else m.one)
     bare = startup.bare_and_version[0]
-    fixed = startup.cli_import
+    fixed = startup.imports["no-op" if key == "warm" else "rebuild"]
+    what = "the command and build.py" if key == "warm" else "every stage, mistune, pygments and genanki"
     return [
         f"{FIGURES[key]}: {took:.2f} s, of which {fixed:.2f} s ({fixed / took:.0%}) is fixed cost: "
-        f"interpreter start {bare:.3f} s + importing flashgen.cli {fixed - bare:.3f} s (min of 5)",
+        f"interpreter start {bare:.3f} s + importing {what} {fixed - bare:.3f} s (min of 5)",
         f"  a flashgen that did nothing but start would reach at most {plain:.2f} s / {fixed:.2f} s = {plain / fixed:.1f}x",
     ]
 
 
-def memory_reason(m: Measured) -> list[str]:
-    """The peak memory split between the main process and the workers, flashgen's and the plain script's."""
+def memory_reason(m: Measured, build: list[str], folder: str, env: dict) -> list[str]:
+    """The peak memory split between the main process and the workers; and a cold build's without workers (measured now)."""
     top, plain = largest(m.flashgen_runs), largest(m.plain)
+    out, lock, cache = (os.path.join(folder, name) for name in ("out-one-process", "one-process.lock", "one-process-cache"))
+    clear(out, lock, cache)
+    alone = measure(build_command(m.library.path, folder, "-o", out, "--lock", lock, "--cache-dir", cache, "--jobs", "1"), env, "cold build, --jobs 1")
     return [
         f"peak memory: flashgen's, in a {top.what}: main process {mb(top.main)} + workers {mb(top.workers)} = {mb(top.peak)}",
         f"  plain.py's: main process {mb(plain.main)} + children {mb(plain.workers)} = {mb(plain.peak)}",
+        f"  a cold build in one process (--jobs 1): {mb(alone.peak)} ({alone.peak / plain.peak:.2f}x), in {alone.wall:.2f} s "
+        f"against {fastest(m.cold):.2f} s: the workers' memory is what the parallel build costs (each writes its own copy "
+        f"of the pages it touches)",
     ]
 
 
@@ -558,7 +574,7 @@ def reasons(m: Measured, rows: list[Row], folder: str, env: dict, startup: Start
         if key in missed:
             lines += fixed_cost_reason(key, m, startup)
     if missed & {"memory", "memory_mb"}:
-        lines += memory_reason(m)
+        lines += memory_reason(m, build_command(m.library.path, folder), folder, env)
     if "apkg" in missed:
         lines += apkg_reason(m)
     return lines
