@@ -426,7 +426,9 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                         return None
 
                     kept = {name for record in reused.values() for name in record["packages"]}
-                    commit_build(options, lock, states, touched, (nt_hash, nt_mod), packaging.prepared, state_file, kept, inputs_by_book)
+                    commit_build(
+                        options, lock, lock_sha_read, states, touched, (nt_hash, nt_mod), packaging.prepared, state_file, kept, inputs_by_book
+                    )
                     written = [path for _, path in packaging.prepared]
                     packaging.prepared = []
             finally:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import itertools
 import os
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Iterator
 
-from .lockfile import Lock, lock_text, read_lock
+from .lockfile import Lock, lock_chunks, read_lock
 from .model import FlashgenError
 from .state import JOURNAL, STATE_FILE, read_state, sha_of_file, state_key
 
@@ -169,7 +170,9 @@ def left_behind(options: BuildOptions) -> bool:
     return False
 
 
-def commit_build(options: BuildOptions, lock: Lock, states, touched, notetype, prepared, state_file, kept, inputs_by_book) -> None:
+def commit_build(
+    options: BuildOptions, lock: Lock, lock_sha_read: str | None, states, touched, notetype, prepared, state_file, kept, inputs_by_book
+) -> None:
     """Put this build's packages (``prepared``: [(temporary file, path)]), state file and lock in place as one change.
 
     Under the lock file's own lock, the lock is read again and this build's entries merged
@@ -186,7 +189,9 @@ def commit_build(options: BuildOptions, lock: Lock, states, touched, notetype, p
     # (if the lock must change, writing it fails below, with the reason)
     with _holding(_lock_guard(options.lock_path), required=False):
         clean_stale_temps(lock_folder, lambda target: target == lock_name)
-        current = read_lock(options.lock_path)
+        # read again only if another build changed it since this one did (at 100,000 questions
+        # the lock is 36 MB and takes over a second to read)
+        current = lock if sha_of_file(options.lock_path) == lock_sha_read else read_lock(options.lock_path)
         if _lock_moved(lock, current, touched, notetype):
             raise Stale()
         notes = dict(current.notes)
@@ -196,12 +201,19 @@ def commit_build(options: BuildOptions, lock: Lock, states, touched, notetype, p
         committed = False
         try:
             if changed or not os.path.exists(options.lock_path):
-                data = lock_text(Lock(MappingProxyType(notes), *notetype)).encode("utf-8")
+                digest = hashlib.sha256()
+
+                def write_lock(handle) -> None:  # a batch of notes at a time: a large lock is never held whole
+                    chunks = lock_chunks(Lock(MappingProxyType(notes), *notetype))
+                    while batch := "".join(itertools.islice(chunks, 512)).encode("utf-8"):
+                        digest.update(batch)
+                        handle.write(batch)
+
                 try:
-                    lock_temp = write_atomically(options.lock_path, lambda handle: handle.write(data), commit=False)
+                    lock_temp = write_atomically(options.lock_path, write_lock, commit=False)
                 except OSError as exc:
                     raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
-                lock_sha = hashlib.sha256(data).hexdigest()
+                lock_sha = digest.hexdigest()
             else:
                 lock_sha = sha_of_file(options.lock_path)
             renames = list(prepared)

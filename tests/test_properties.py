@@ -118,3 +118,39 @@ def test_normalise_is_its_plain_definition(text):
     plain = re.sub(r"\s+", " ", plain)
     plain = re.sub(r"\s+(?=[{}()\[\]^_=+\-*/,])|(?<=[{}()\[\]^_=+\-*/,])\s+", "", plain)
     assert normalise(text) == plain.strip().rstrip(".?!:;,").strip()
+
+
+_LOCK_TEXT = st.one_of(st.none(), st.text(max_size=12))
+
+
+@fuzz
+@given(
+    st.dictionaries(
+        st.text(alphabet="0123456789abcdef", min_size=24, max_size=24),
+        st.tuples(st.text(min_size=1, max_size=8), st.integers(0, 2**32 - 1), _LOCK_TEXT, st.text(min_size=1, max_size=8),
+                  st.integers(0, 2**32 - 1), _LOCK_TEXT, _LOCK_TEXT, _LOCK_TEXT, _LOCK_TEXT),
+        max_size=4,
+    ),
+    st.one_of(st.none(), st.text(max_size=8)),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_lock_is_written_as_json_writes_it(notes, notetype_hash, notetype_mod):
+    """lock_chunks writes the lock by hand, a note at a time: the very text json.dumps gives its tables."""
+    import json
+    from types import MappingProxyType
+
+    from flashgen.lockfile import LOCK_VERSION, Lock, NoteState, lock_text
+
+    lock = Lock(MappingProxyType({k: NoteState(*v) for k, v in notes.items()}), notetype_hash, notetype_mod)
+    tables = {
+        "version": LOCK_VERSION,
+        "notetype": {"hash": notetype_hash, "mod": notetype_mod},
+        "notes": {
+            key: {
+                "hash": s.hash, "mod": s.mod, "created": s.created, "chapter": s.chapter, "deck": s.deck,
+                **{k: v for k, v in (("book", s.book), ("question", s.question), ("sketch", s.sketch), ("pushed", s.pushed)) if v},
+            }
+            for key, s in sorted(lock.notes.items())
+        },
+    }
+    assert lock_text(lock) == json.dumps(tables, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
