@@ -126,6 +126,18 @@ def _lexer(language: str):
         return get_lexer_by_name("text", stripnl=False, ensurenl=True)
 
 
+def prepare() -> None:
+    """Import mistune and pygments and set up the markdown parser now, rather than on the first card.
+
+    Called before worker processes fork, so that they inherit all of it instead of each doing it
+    again. The unknown language is there because the first one costs a scan of the installed
+    packages for pygments plugins (30 ms); the generator writes prose after many fences.
+    """
+    _markdown()
+    _lexer("text")
+    _lexer("flashgen: no such language")
+
+
 @lru_cache(maxsize=None)
 def _token_class(ttype) -> str:
     """The CSS class pygments' HtmlFormatter gives a token type (so its style sheets apply).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import importlib
 import multiprocessing
 import os
 import sys
@@ -57,6 +58,11 @@ def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None
         return
     jobs = processes
     context = multiprocessing.get_context(_start_method())
+    if context.get_start_method() == "fork":  # what workers run, loaded once here: they inherit it (0.2-0.3 s of CPU each)
+        from .render import prepare
+
+        importlib.import_module(".package", __package__)  # genanki, for the packages workers make
+        prepare()
     pool = None
     try:
         with _stop_signals_held(), _shared_with_forks():
