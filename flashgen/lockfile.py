@@ -72,7 +72,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # C1), or DEL and C1 written raw (in UTF-8: 7f, c2 80..9f). A lock without any holds none in any
 # value, which then need no one-by-one check (at 56,000 notes: 0.05 s instead of 0.3 s).
 _ESCAPED_CONTROL = re.compile(r"\\(?<!\\\\)(?:\\\\)*(?:[bfnrt]|u00[01]|u007[fF]|u00[89][0-9a-fA-F])")
-_RAW_CONTROL = re.compile(rb"\x7f|\xc2[\x80-\x9f]")
+_RAW_C1 = re.compile(rb"\xc2[\x80-\x9f]")  # one literal first byte: the regex engine skips to each (DEL: a bytes search)
 
 
 class _Malformed(ValueError):
@@ -104,6 +104,10 @@ def _table(value, key: str) -> dict:
 
 def _note_state(key: str, v, clean: bool = False) -> NoteState:
     """One note's entry, checked; ``clean``: the lock's text holds no control character anywhere."""
+    if clean and type(v) is dict:
+        state = _valid_entry(v)
+        if state is not None:
+            return state
     where = f"notes.{key}"
     v = _table(v, where)
     for required in ("hash", "mod", "deck"):
@@ -121,6 +125,28 @@ def _note_state(key: str, v, clean: bool = False) -> NoteState:
         sketch=_text(v.get("sketch"), f"{where}.sketch", _SKETCH, optional=True, clean=clean),
         pushed=_text(v.get("pushed"), f"{where}.pushed", _HEX, optional=True, clean=clean),
     )
+
+
+def _valid_entry(v: dict) -> NoteState | None:
+    """The entry as a NoteState if it passes every check below but the control-character one
+    (the caller saw none in the whole file); None if anything is off, for the checks that
+    name the problem. The same checks, inline: a lock holds one entry per note (56,000 at
+    100,000 questions), and this is twice as fast."""
+    mod, deck, digest = v.get("mod"), v.get("deck"), v.get("hash")
+    created = v.get("created", mod)
+    if type(mod) is not int or type(created) is not int or not (0 <= mod <= MAX_TIME and 0 <= created <= MAX_TIME):
+        return None
+    if type(digest) is not str or not _HEX.fullmatch(digest) or type(deck) is not str or not 0 < len(deck) <= 1000:
+        return None
+    chapter, book, question, sketch, pushed = (v.get(name) for name in ("chapter", "book", "question", "sketch", "pushed"))
+    for text, longest in ((chapter, 1000), (book, 1000), (question, 10_000)):
+        if text is not None and (type(text) is not str or not 0 < len(text) <= longest):
+            return None
+    if sketch is not None and (type(sketch) is not str or not 0 < len(sketch) <= 1000 or not _SKETCH.fullmatch(sketch)):
+        return None
+    if pushed is not None and (type(pushed) is not str or not _HEX.fullmatch(pushed)):
+        return None
+    return NoteState(digest, mod, chapter, deck, created, book, question, sketch, pushed)
 
 
 def _question(value, key: str, clean: bool = False) -> str | None:
@@ -169,7 +195,7 @@ def read_lock(path: str | os.PathLike) -> Lock:
         except (ValueError, RecursionError) as exc:
             raise FlashgenError(f"{os.fspath(path)}: cannot read lock file: {exc}") from exc
         try:
-            return parse_lock(data, clean=not _RAW_CONTROL.search(raw) and not _ESCAPED_CONTROL.search(text))
+            return parse_lock(data, clean=b"\x7f" not in raw and not _RAW_C1.search(raw) and not _ESCAPED_CONTROL.search(text))
         except _Malformed as exc:
             raise FlashgenError(f"{os.fspath(path)}: malformed lock file: {exc}") from None
 
@@ -201,10 +227,18 @@ def lock_chunks(lock: Lock) -> Iterator[str]:
     yield "{\n"
     yield ' "notes": {'
     for i, (key, s) in enumerate(sorted(lock.notes.items())):
-        values = {"hash": s.hash, "mod": s.mod, "created": s.created, "chapter": s.chapter, "deck": s.deck}
-        optional = (("book", s.book), ("question", s.question), ("sketch", s.sketch), ("pushed", s.pushed))
-        values.update((name, value) for name, value in optional if value)
-        body = ",\n".join(f'   "{name}": {_json_value(values[name])}' for name in sorted(values))
+        # the names in sorted order; the four optional ones only when they hold something
+        lines = [f'   "book": {_json_string(s.book)}'] if s.book else []
+        lines += (
+            f'   "chapter": {_json_value(s.chapter)}',
+            f'   "created": {_json_value(s.created)}',
+            f'   "deck": {_json_value(s.deck)}',
+            f'   "hash": {_json_value(s.hash)}',
+            f'   "mod": {_json_value(s.mod)}',
+        )
+        later = (("pushed", s.pushed), ("question", s.question), ("sketch", s.sketch))
+        lines += (f'   "{name}": {_json_string(value)}' for name, value in later if value)
+        body = ",\n".join(lines)
         yield (",\n  " if i else "\n  ") + f"{_json_string(key)}: {{\n{body}\n  }}"
     yield "\n }" if lock.notes else "}"
     yield f',\n "notetype": {{\n  "hash": {_json_value(lock.notetype_hash)},\n  "mod": {_json_value(lock.notetype_mod)}\n }}'

@@ -7,6 +7,7 @@ lock's digest; a book whose inputs, settings, lock and packages all match is reu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -93,6 +94,18 @@ def state_key(path: str, out_dir: str) -> str:
     So ``notes/`` and ``/abs/path/notes`` are one library, on any OS, and moving the
     sources together with the output folder keeps it.
     """
+    folder, name = os.path.split(path)
+    cwd = os.getcwd()  # relative paths are relative to it: part of what is remembered
+    if name in ("", ".", ".."):
+        return _relative(path, out_dir, cwd)
+    # a file's key is its folder's and its name: relpath once per folder, not once per file
+    # (on each of 4,095 files it was 0.3 s of a 4 s rebuild)
+    folder = _relative(folder or os.curdir, out_dir, cwd)
+    return name if folder == "." else f"{folder.rstrip('/')}/{name}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _relative(path: str, out_dir: str, cwd: str) -> str:
     try:
         path = os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
     except ValueError:  # Windows: no relative path leads to another drive

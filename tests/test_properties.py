@@ -154,3 +154,29 @@ def test_the_lock_is_written_as_json_writes_it(notes, notetype_hash, notetype_mo
         },
     }
     assert lock_text(lock) == json.dumps(tables, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+_ENTRY_VALUE = st.one_of(
+    st.none(), st.booleans(), st.integers(-2, 2**32 + 1), st.floats(allow_nan=False), st.lists(st.integers(), max_size=1),
+    st.sampled_from(["", "abc123", "Deck::1", "AAAA==", "x" * 1001, "q" * 10_001, "not hex", "a\u00e9"]),
+)
+
+
+@fuzz
+@given(
+    st.fixed_dictionaries(
+        {"hash": st.one_of(st.just("abc123"), _ENTRY_VALUE), "mod": st.one_of(st.just(7), _ENTRY_VALUE), "deck": st.one_of(st.just("Deck::1"), _ENTRY_VALUE)},
+        optional={name: _ENTRY_VALUE for name in ("created", "chapter", "book", "question", "sketch", "pushed")},
+    )
+)
+def test_a_clean_lock_entry_is_checked_as_strictly_as_any(entry):
+    """A lock with no control character anywhere takes a fast path for its entries: it accepts exactly what the full checks do."""
+    from flashgen.lockfile import _Malformed, _note_state
+
+    def checked(clean):
+        try:
+            return _note_state("0" * 24, entry, clean)
+        except _Malformed:
+            return "refused"
+
+    assert checked(True) == checked(False)
