@@ -239,11 +239,15 @@ def _indexed(task):
 
 
 def worth_workers(files: Sequence[str]) -> bool:
-    """Whether reading these files is work enough to start workers for: many files, or 128 KiB of
-    cards (about 0.1 s of rendering) where workers fork, 1 MiB where each must start Python anew."""
+    """Whether reading these files is work enough to start workers for: many files, or 1 MiB of
+    cards (about 0.2 s of parsing) where workers fork, 8 MiB where each must start Python anew.
+
+    Rendering, five times dearer a card, starts them later if need be (:func:`render_from`):
+    so a rebuild whose cards mostly come from the render cache starts none.
+    """
     if len(files) >= PARALLEL_FROM:
         return True
-    enough = 128 * 1024 if _start_method() == "fork" else 1024 * 1024
+    enough = 1024 * 1024 if _start_method() == "fork" else 8 * 1024 * 1024
     total = 0
     for path in files:
         with contextlib.suppress(OSError):

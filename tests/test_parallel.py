@@ -59,6 +59,19 @@ def test_workers_write_the_same_bytes_as_one_process(library, tmp_path):
     assert "Renamed" not in (tmp_path / "parallel.lock").read_text()
 
 
+def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path):
+    """A book too small for workers to parse (under 1 MiB) still renders on one beside this process,
+    card by card, started once the cards to render are known: the same packages and lock."""
+    book = tmp_path / "book"
+    shutil.copytree(CORPUS / "ai-engineering", book)
+    serial = build([str(book)], _options(tmp_path, "serial", jobs=1))
+    parallel = build([str(book)], _options(tmp_path, "parallel", jobs=2))
+    assert (parallel.notes, parallel.diagnostics) == (serial.notes, serial.diagnostics) and serial.notes > 128  # a worker's worth
+    packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
+    assert packages and packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
+    assert (tmp_path / "serial.lock").read_bytes() == (tmp_path / "parallel.lock").read_bytes()
+
+
 def test_a_package_failing_on_a_worker_leaves_every_earlier_output(library, tmp_path, monkeypatch, start_methods):
     if start_methods == "spawn-only":
         pytest.skip("the fault is planted by monkeypatching, which only forked workers inherit")
