@@ -548,7 +548,8 @@ def memory_reason(m: Measured, build: list[str], folder: str, env: dict) -> list
     top, plain = largest(m.flashgen_runs), largest(m.plain)
     out, lock, cache = (os.path.join(folder, name) for name in ("out-one-process", "one-process.lock", "one-process-cache"))
     clear(out, lock, cache)
-    alone = measure(build_command(m.library.path, folder, "-o", out, "--lock", lock, "--cache-dir", cache, "--jobs", "1"), env, "cold build, --jobs 1")
+    command = build_command(m.library.path, folder, "-o", out, "--lock", lock, "--cache-dir", cache, "--jobs", "1")
+    alone = measure(command, env, "cold build, --jobs 1")
     return [
         f"peak memory: flashgen's, in a {top.what}: main process {mb(top.main)} + workers {mb(top.workers)} = {mb(top.peak)}",
         f"  plain.py's: main process {mb(plain.main)} + children {mb(plain.workers)} = {mb(plain.peak)}",
@@ -619,7 +620,10 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
     sample = notes[:: max(1, len(notes) // 400)]
     texts = [(n.title, n.question, n.answer, n.context) for n in sample]
     rendered = [_render_texts(t) for t in texts]
-    fields = [PackageNote(n.key, (c.question.html, c.answer.html, c.title.html, c.context.html, n.book), ("tag",), "Deck", 0, 1) for n, (c, _) in zip(sample, rendered)]
+    fields = [
+        PackageNote(n.key, (c.question.html, c.answer.html, c.title.html, c.context.html, n.book), ("tag",), "Deck", 0, 1)
+        for n, (c, _) in zip(sample, rendered)
+    ]
     started = time.process_time()
     for crossing in (sample, texts, rendered, fields):  # parse -> main, main -> render, render -> main, main -> package
         pickle.loads(pickle.dumps(crossing, protocol=pickle.HIGHEST_PROTOCOL))
