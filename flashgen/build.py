@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import hashlib
 import html
-import importlib
 import os
 import re
 import time
@@ -311,6 +310,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     from .lockfile import NoteState, read_lock
     from .notetype import notetype_hash
     from .organise import note_tags
+    from .package import MediaFile, PackageNote
     from .state import BookFigures, write_state
     from .workers import Packaging, job_count, worker_pool, workers_for
 
@@ -373,8 +373,6 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                 ordered = sorted(groups.items()) if not refuse else []
                 rendered = _rendered_packages(ordered, cache, pool, jobs, stack)
                 for i, ((path, members), cards) in enumerate(zip(ordered, rendered)):
-                    from .package import MediaFile, PackageNote  # imported while the first cards render
-
                     package_notes, media = [], {}
                     for (note, book, chapter), (card, fresh_sketch) in zip(members, cards, strict=True):
                         fields, note_media = _finish(note, book, chapter, card, the_plan.roots, diagnostics)
@@ -463,9 +461,9 @@ def _rendered_packages(ordered, cache, pool, jobs: int, stack: contextlib.ExitSt
 
     A small library's cards render all at once, by this process and the workers together, card
     by card (workers are started now if there are none yet and enough cards to render to pay
-    for them). A large library's
-    packages render a few ahead on the workers, so they never wait while this process
-    finishes the current one's fields; few enough that little is held in memory.
+    for them). A large library's packages render a few ahead on the workers, so they never
+    wait while this process finishes the current one's fields; few enough that little is held
+    in memory.
     """
     from .workers import PARALLEL_FROM, PendingRender, render_from, worker_pool
 
@@ -484,19 +482,14 @@ def _rendered_packages(ordered, cache, pool, jobs: int, stack: contextlib.ExitSt
         return
     ahead = 1 + (pool._processes if pool is not None else 0)
     on_pool = lambda count: pool if count >= PARALLEL_FROM else None  # noqa: E731
-    upcoming = collections.deque(PendingRender(members, cache, on_pool) for _, members in ordered[:ahead])
-    _while_workers_render()
+    here_too = pool is not None and pool._processes < jobs  # a pool one short of the cores: this process renders too
+    upcoming = collections.deque(PendingRender(members, cache, on_pool, here_too) for _, members in ordered[:ahead])
     for i in range(len(ordered)):
         pending = upcoming.popleft()
         cards = pending.result()
         if i + ahead < len(ordered):
-            upcoming.append(PendingRender(ordered[i + ahead][1], cache, on_pool))
+            upcoming.append(PendingRender(ordered[i + ahead][1], cache, on_pool, here_too))
         yield cards
-
-
-def _while_workers_render() -> None:
-    """What this process does while its workers render: import genanki (60-100 ms), which it packages with."""
-    importlib.import_module(".package", __package__)
 
 
 def _report_of_reused(inputs, reused: Mapping[str, dict], options: BuildOptions, started: float) -> BuildReport:
