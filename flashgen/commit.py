@@ -132,13 +132,16 @@ def clean_stale_temps(folder: str, owned) -> list[str]:
         return []  # an unfinished commit still needs them
     removed = []
     with contextlib.suppress(OSError):
-        for name in os.listdir(folder):
-            match = TEMP_NAME.match(name)
-            if match and owned(match.group(1)):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(folder, name))
-                    removed.append(name)
+        for name in stale_temps(folder, owned):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
     return removed
+
+
+def stale_temps(folder: str, owned) -> list[str]:
+    """flashgen's temporary files in ``folder`` whose target name satisfies ``owned`` (OSError if it cannot be listed)."""
+    return [name for name in os.listdir(folder) if (match := TEMP_NAME.match(name)) and owned(match.group(1))]
 
 
 def _entry(out_dir: str, temp: str, target: str) -> Rename:

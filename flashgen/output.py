@@ -153,21 +153,19 @@ def _out_dir_owns(options: BuildOptions):
 
 
 def left_behind(options: BuildOptions) -> bool:
-    """Whether a build that stopped half-way left something here: a commit to finish, or temporary files to clean."""
-    from .files import TEMP_NAME
+    """Whether a build that stopped half-way left something here: a commit to finish, or temporary
+    files that :func:`clean_out_dir` and the commit would clean (a folder that cannot be listed counts)."""
+    from .commit import stale_temps
 
     lock_folder, lock_name = os.path.split(os.path.abspath(options.lock_path))
-    owned = _out_dir_owns(options)
-    for folder, mine in ((options.out_dir, owned), (lock_folder, lambda target: target == lock_name)):
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            return True
-        if JOURNAL in names and folder == options.out_dir:
-            return True
-        if any((match := TEMP_NAME.match(name)) and mine(match.group(1)) for name in names):
-            return True
-    return False
+    try:
+        return (
+            os.path.lexists(os.path.join(options.out_dir, JOURNAL))
+            or bool(stale_temps(options.out_dir, _out_dir_owns(options)))
+            or bool(stale_temps(lock_folder, lambda target: target == lock_name))
+        )
+    except OSError:
+        return True
 
 
 def commit_build(
