@@ -104,10 +104,6 @@ def _table(value, key: str) -> dict:
 
 def _note_state(key: str, v, clean: bool = False) -> NoteState:
     """One note's entry, checked; ``clean``: the lock's text holds no control character anywhere."""
-    if clean and type(v) is dict:
-        state = _valid_entry(v)
-        if state is not None:
-            return state
     where = f"notes.{key}"
     v = _table(v, where)
     for required in ("hash", "mod", "deck"):
@@ -125,28 +121,6 @@ def _note_state(key: str, v, clean: bool = False) -> NoteState:
         sketch=_text(v.get("sketch"), f"{where}.sketch", _SKETCH, optional=True, clean=clean),
         pushed=_text(v.get("pushed"), f"{where}.pushed", _HEX, optional=True, clean=clean),
     )
-
-
-def _valid_entry(v: dict) -> NoteState | None:
-    """The entry as a NoteState if it passes every check below but the control-character one
-    (the caller saw none in the whole file); None if anything is off, for the checks that
-    name the problem. The same checks, inline: a lock holds one entry per note (56,000 at
-    100,000 questions), and this is twice as fast."""
-    mod, deck, digest = v.get("mod"), v.get("deck"), v.get("hash")
-    created = v.get("created", mod)
-    if type(mod) is not int or type(created) is not int or not (0 <= mod <= MAX_TIME and 0 <= created <= MAX_TIME):
-        return None
-    if type(digest) is not str or not _HEX.fullmatch(digest) or type(deck) is not str or not 0 < len(deck) <= 1000:
-        return None
-    chapter, book, question, sketch, pushed = (v.get(name) for name in ("chapter", "book", "question", "sketch", "pushed"))
-    for text, longest in ((chapter, 1000), (book, 1000), (question, 10_000)):
-        if text is not None and (type(text) is not str or not 0 < len(text) <= longest):
-            return None
-    if sketch is not None and (type(sketch) is not str or not 0 < len(sketch) <= 1000 or not _SKETCH.fullmatch(sketch)):
-        return None
-    if pushed is not None and (type(pushed) is not str or not _HEX.fullmatch(pushed)):
-        return None
-    return NoteState(digest, mod, chapter, deck, created, book, question, sketch, pushed)
 
 
 def _question(value, key: str, clean: bool = False) -> str | None:
