@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
+import itertools
 import json
 import os
 import re
@@ -23,7 +25,7 @@ from typing import Iterator, Mapping
 
 from .model import FlashgenError
 
-__all__ = ["NoteState", "Lock", "read_lock", "parse_lock", "lock_text", "lock_chunks", "LOCK_VERSION", "MAX_TIME"]
+__all__ = ["NoteState", "Lock", "read_lock", "parse_lock", "lock_text", "lock_chunks", "write_lock", "LOCK_VERSION", "MAX_TIME"]
 
 LOCK_VERSION = 1
 
@@ -189,6 +191,26 @@ def _no_collections() -> Iterator[None]:
 def lock_text(lock: Lock) -> str:
     """The lock as stable, diff-friendly JSON."""
     return "".join(lock_chunks(lock))
+
+
+def write_lock(path: str, lock: Lock, commit: bool = True) -> tuple[str, str]:
+    """Write the lock file atomically, a batch of notes at a time, so a large lock is never held whole.
+
+    Returns (the file written: ``path``, or with ``commit=False`` the temporary file beside it
+    for the caller to rename in; the sha256 of its bytes).
+    """
+    from .files import write_atomically
+
+    digest = hashlib.sha256()
+
+    def write(handle) -> None:
+        chunks = lock_chunks(lock)
+        while batch := "".join(itertools.islice(chunks, 512)).encode("utf-8"):
+            digest.update(batch)
+            handle.write(batch)
+
+    written = write_atomically(path, write, commit=commit)
+    return written, digest.hexdigest()
 
 
 def lock_chunks(lock: Lock) -> Iterator[str]:

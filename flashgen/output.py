@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
-import itertools
 import os
 from contextlib import contextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Iterator
 
-from .lockfile import Lock, lock_chunks, read_lock
+from .lockfile import Lock, read_lock, write_lock
 from .model import FlashgenError
 from .state import JOURNAL, STATE_FILE, read_state, sha_of_file, state_key
 
@@ -180,7 +178,6 @@ def commit_build(
     ``--split``, a renamed chapter), are removed. See commit.py for how the commit is one change.
     """
     from .commit import clean_stale_temps, commit
-    from .files import write_atomically
 
     lock_folder, lock_name = os.path.split(os.path.abspath(options.lock_path))
     # not required: a lock folder this build cannot write in is one where it can change nothing
@@ -199,19 +196,10 @@ def commit_build(
         committed = False
         try:
             if changed or not os.path.exists(options.lock_path):
-                digest = hashlib.sha256()
-
-                def write_lock(handle) -> None:  # a batch of notes at a time: a large lock is never held whole
-                    chunks = lock_chunks(Lock(MappingProxyType(notes), *notetype))
-                    while batch := "".join(itertools.islice(chunks, 512)).encode("utf-8"):
-                        digest.update(batch)
-                        handle.write(batch)
-
                 try:
-                    lock_temp = write_atomically(options.lock_path, write_lock, commit=False)
+                    lock_temp, lock_sha = write_lock(options.lock_path, Lock(MappingProxyType(notes), *notetype), commit=False)
                 except OSError as exc:
                     raise FlashgenError(f"{options.lock_path}: cannot write lock file: {exc.strerror}") from None
-                lock_sha = digest.hexdigest()
             else:
                 lock_sha = sha_of_file(options.lock_path)
             renames = list(prepared)

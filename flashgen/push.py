@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 from .ankiconnect import AnkiConnect
 from .build import BuildOptions, BuildReport, build, note_ids
 from .changes import KINDS, Change, Changes
-from .lockfile import Lock, lock_text, read_lock
+from .lockfile import Lock, read_lock, write_lock
 from .model import FlashgenError, Severity
 from .notetype import FIELDS
 
@@ -162,8 +162,6 @@ def _move(client: AnkiConnect, changes: Changes, ids: dict[str, int]) -> dict[st
 
 def _remember(lock_path: str, lock: Lock, client, ids, changes: Changes, held_back, moved_to: dict[str, str]) -> None:
     """Record in the lock what this push left in Anki: fields as now stored, and moved cards' decks."""
-    from .files import write_atomically
-
     held = {c.guid for c in held_back}
     # read back what may differ from what the lock remembers: everything this push changed,
     # and notes no push has recorded yet (imported from a package, or from an older flashgen)
@@ -182,8 +180,7 @@ def _remember(lock_path: str, lock: Lock, client, ids, changes: Changes, held_ba
         if update:
             notes[key] = dataclasses.replace(notes[key], **update)
     if notes != dict(lock.notes):
-        text = lock_text(dataclasses.replace(lock, notes=MappingProxyType(notes)))
-        write_atomically(lock_path, lambda handle: handle.write(text.encode("utf-8")))
+        write_lock(lock_path, dataclasses.replace(lock, notes=MappingProxyType(notes)))
 
 
 def _live_changes(changes: Changes, client: AnkiConnect, ids: dict[str, int], held_back) -> Changes:
