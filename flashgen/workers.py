@@ -135,28 +135,6 @@ def _chunk_size(pool, items: int) -> int:
     return max(1, min(64, items // (pool._processes * 8)))
 
 
-def pool_map(
-    function, items: list, pool, stage: str, progress: Progress | None, at_least: int = PARALLEL_FROM, chunk: int | None = None
-) -> list:
-    """``[function(x) for x in items]``, over the worker pool when there are ``at_least`` items (``chunk`` at a time)."""
-    if progress:
-        progress(stage, 0, len(items))
-    if pool is None or len(items) < at_least:
-        results = []
-        for i, item in enumerate(items):
-            results.append(function(item))
-            if progress and (i % 64 == 0 or i + 1 == len(items)):
-                progress(stage, i + 1, len(items))
-        return results
-    chunk = chunk or _chunk_size(pool, len(items))
-    results = []
-    for result in pool.imap(function, items, chunksize=chunk):
-        results.append(result)
-        if progress and (len(results) % chunk == 0 or len(results) == len(items)):
-            progress(stage, len(results), len(items))
-    return results
-
-
 _PINNED_CHAPTERS: Mapping[str, str] = {}  # in a worker: the lock's chapter pins
 
 
@@ -285,7 +263,13 @@ def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresho
     for path in files:
         groups.setdefault(book_of_file[path], []).append(path)
     tasks = [(tuple(paths), threshold) for _, paths in sorted(groups.items())]
-    results = pool_map(_parse_book, tasks, pool, "parse", progress, at_least=2, chunk=1)  # books: few, large, uneven
+    if progress:
+        progress("parse", 0, len(tasks))
+    results = []
+    for result in pool.imap(_parse_book, tasks, chunksize=1):  # books: few, large, uneven
+        results.append(result)
+        if progress:
+            progress("parse", len(results), len(tasks))
     books_seen = [{n.book for n in deduped.notes} for _, deduped in results]
     if sum(map(len, books_seen)) != len(set().union(*books_seen)):
         return None, None
