@@ -56,7 +56,6 @@ def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None
     if processes < 1:
         yield None
         return
-    jobs = processes
     context = multiprocessing.get_context(_start_method())
     if context.get_start_method() == "fork":  # what workers run, loaded once here: they inherit it (0.2-0.3 s of CPU each)
         from .render import prepare
@@ -66,7 +65,7 @@ def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None
     pool = None
     try:
         with _stop_signals_held(), _shared_with_forks():
-            pool = context.Pool(jobs, initializer=_start_worker, initargs=(dict(pinned_chapters or {}),))
+            pool = context.Pool(processes, initializer=_start_worker, initargs=(dict(pinned_chapters or {}),))
         yield pool
     finally:
         if pool is not None:  # also on an interrupt: workers never outlive the build
