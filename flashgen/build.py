@@ -14,21 +14,16 @@ whose text is unchanged comes from the render cache.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
-import hashlib
-import html
 import os
-import re
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .changes import Change, Changes
-from .collect import collect_existing, within
+from .collect import collect_existing
 from .lockfile import MAX_TIME, Lock
 from .model import DEFAULT_THRESHOLD, Diagnostic, FlashgenError, Location, ParsedFile, Settings, Severity
 from .output import Stale, clean_out_dir, commit_build, exclusive, left_behind, prepare_out_dir, settle
@@ -40,14 +35,17 @@ if TYPE_CHECKING:
     from .continuity import Continuity
     from .dedupe import Deduped, Note
     from .organise import Book, Chapter
-    from .render import RenderedCard
+    from .assemble import PackageTask
     from .workers import Progress
 
 __all__ = ["BuildOptions", "BuildReport", "build", "plan", "Plan", "SPLIT_MODES"]
 
 SPLIT_MODES = ("book", "chapter", "none")
 ALL_AT_ONCE = 2_000  # notes: up to this many, rendered in one batch split by cards, all held in memory at once
-MAX_MEDIA_BYTES = 50 * 1024 * 1024
+# Beyond that, each worker gets at least this many tasks (package pieces of MIN_PIECE notes or more), so
+# that at the end of a build none waits long while another finishes a large package.
+PIECES_PER_WORKER = 16
+MIN_PIECE = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,57 +185,7 @@ def _build_time(given: int | None) -> int:
     return int(time.time())
 
 
-# --- media ----------------------------------------------------------------------------
-
-_SAFE_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}$")
-
-
-def _resolve_image(url: str, origin: Location, root: str) -> tuple[str | None, bytes | None, Diagnostic | None]:
-    """An image path from a card -> (media name, bytes), or a diagnostic. Never reads outside ``root``."""
-    path = urllib.parse.unquote(url.split("#", 1)[0].split("?", 1)[0])
-    if not path or re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", path) or os.path.isabs(path) or path.startswith(("\\", "~")):
-        return None, None, Diagnostic(
-            Severity.ERROR, "unsafe-image", f"image {url!r} is not a relative path inside the input folder; not bundled", origin
-        )
-    candidate = os.path.normpath(os.path.join(os.path.dirname(origin.path), path))
-    real = os.path.realpath(candidate)
-    if not within(real, root):  # the rule input files follow too
-        return None, None, Diagnostic(
-            Severity.ERROR, "unsafe-image", f"image {url!r} leads outside the input folder; not read", origin
-        )
-    if not os.path.isfile(real):
-        return None, None, Diagnostic(Severity.WARNING, "missing-image", f"image {url!r} not found", origin)
-    try:
-        if os.path.getsize(real) > MAX_MEDIA_BYTES:
-            return None, None, Diagnostic(Severity.WARNING, "large-image", f"image {url!r} is over 50 MB; skipped", origin)
-        with open(real, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        return None, None, Diagnostic(Severity.WARNING, "missing-image", f"image {url!r} unreadable: {exc.strerror}", origin)
-    suffix = os.path.splitext(real)[1].lower()
-    suffix = suffix if _SAFE_SUFFIX.match(suffix) else ""
-    return f"flashgen-{hashlib.sha256(data).hexdigest()[:16]}{suffix}", data, None
-
-
-# --- fields, hashes, ids ---------------------------------------------------------------------
-
-
-def _note_fields(note: Note, book: Book, chapter: Chapter, card: RenderedCard, media_names: dict) -> tuple[str, ...]:
-    from .organise import source_text
-    from .render import finish_images, inert_anki_syntax
-
-    return (
-        finish_images(card.question, media_names),
-        finish_images(card.answer, media_names),
-        finish_images(card.title, media_names),
-        finish_images(card.context, media_names),
-        inert_anki_syntax(html.escape(source_text(note, book, chapter), quote=False)),
-    )
-
-
-def _content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
-    payload = "\x1f".join(fields) + "\x1e" + " ".join(tags)
-    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+# --- ids ---------------------------------------------------------------------------------------
 
 
 def note_ids(created: dict[str, int]) -> dict[str, int]:
@@ -306,11 +254,8 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         return _report_of_reused(inputs, reused, options, started)
 
     from .changes import NoteOutcome, classify
-    from .continuity import sketch
     from .lockfile import NoteState, read_lock
     from .notetype import notetype_hash
-    from .organise import note_tags
-    from .package import MediaFile, PackageNote
     from .state import BookFigures, write_state
     from .workers import Packaging, job_count, worker_pool, workers_for
 
@@ -371,44 +316,35 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
             diagnostics += cache_problems
             try:
                 ordered = sorted(groups.items()) if not refuse else []
-                rendered = _rendered_packages(ordered, cache, pool, jobs, stack)
-                for i, ((path, members), cards) in enumerate(zip(ordered, rendered)):
-                    package_notes, media = [], {}
-                    for (note, book, chapter), (card, fresh_sketch) in zip(members, cards, strict=True):
-                        fields, note_media = _finish(note, book, chapter, card, the_plan.roots, diagnostics)
-                        tags = note_tags(note, book, chapter)
-                        digest = _content_hash(fields, tags)
+                cache_dir = os.path.dirname(cache.path) if cache is not None else None
+
+                def task_of(members, make_package: bool) -> PackageTask:
+                    return _package_task(members, the_plan.roots, lock, ids, options, build_time, nt_mod, cache_dir, make_package)
+
+                assembled_packages = _assembled_packages(ordered, task_of, options.write, nt_mod, cache, pool, jobs, stack)
+                for i, (path, members) in enumerate(ordered):
+                    try:
+                        assembled = next(assembled_packages)
+                    except OSError as exc:  # made on a worker: e.g. a full disk for Python 3.10's temporary database
+                        raise FlashgenError(f"{path}: cannot write: {exc.strerror or exc}") from None
+                    diagnostics += assembled.diagnostics
+                    for (note, book, chapter), done in zip(members, assembled.notes, strict=True):
+                        changed += done.changed
                         old = lock.notes.get(note.key)
-                        held = old is not None and note.key in options.hold_back
-                        if held:
-                            mod = old.mod  # its lock entry stays, and Anki keeps its own newer copy
-                        elif old is None or old.hash != digest:
-                            changed += 1
-                            mod = max(build_time, old.mod + 1) if old else build_time
-                        else:
-                            mod = old.mod
-                        if not held:
-                            # the sketch is only worked out again when the content changed
-                            known = old.sketch if old is not None and old.hash == digest and old.sketch else None
+                        if not (old is not None and note.key in options.hold_back):  # held back: its lock entry stays
+                            pushed = old.pushed if old is not None else None
                             states[note.key] = NoteState(
-                                digest,
-                                mod,
-                                note.chapter,
-                                chapter.deck,
-                                created[note.key],
-                                note.book,
-                                note.question,
-                                known or fresh_sketch or sketch(note.answer, note.context),
-                                old.pushed if old is not None else None,
+                                done.digest, done.mod, note.chapter, chapter.deck, created[note.key], note.book, note.question, done.sketch, pushed
                             )
                             outcomes.append(
-                                NoteOutcome(note.key, book.title, chapter.deck, note.question, digest, fresh_decks.get(note.key))
+                                NoteOutcome(note.key, book.title, chapter.deck, note.question, done.digest, fresh_decks.get(note.key))
                             )
-                        package_notes.append(PackageNote(note.key, fields, tags, chapter.deck, mod, ids[note.key]))
-                        media.update((name, MediaFile(name, data)) for name, data in note_media)
                         figures.add(note.book, chapter.deck, path)
                     if options.write and not refuse:
-                        packaging.add(path, package_notes, list(media.values()), nt_mod)
+                        if assembled.data is not None:
+                            packaging.add_made(path, assembled.data)
+                        else:
+                            packaging.add(path, list(assembled.package_notes), list(assembled.media), nt_mod)
                         packaging.write_finished()
                     if progress:
                         progress("write", i + 1, len(groups))
@@ -456,16 +392,46 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     )
 
 
-def _rendered_packages(ordered, cache, pool, jobs: int, stack: contextlib.ExitStack):
-    """Each package's rendered cards, in order, as (card, sketch of its answer if it was rendered now, else None).
+def _package_task(
+    members, roots, lock: Lock, ids, options: BuildOptions, build_time: int, nt_mod: int, cache_dir, make_package: bool
+) -> PackageTask:
+    """What the assemble stage needs for one package's notes, as plain data a worker can take."""
+    from .assemble import NoteInput, PackageTask
+    from .organise import note_tags, source_text
 
-    A small library's cards render all at once, by this process and the workers together, card
-    by card (workers are started now if there are none yet and enough cards to render to pay
-    for them). A large library's packages render a few ahead on the workers, so they never
-    wait while this process finishes the current one's fields; few enough that little is held
-    in memory.
+    notes = []
+    for note, book, chapter in members:
+        old = lock.notes.get(note.key)
+        notes.append(
+            NoteInput(
+                note.key,
+                (note.title, note.question, note.answer, note.context),
+                note.origin,
+                roots.get(note.origin.path, "."),
+                source_text(note, book, chapter),
+                note_tags(note, book, chapter),
+                chapter.deck,
+                ids[note.key],
+                (old.hash, old.mod, old.sketch) if old is not None else None,
+                old is not None and note.key in options.hold_back,
+            )
+        )
+    return PackageTask(tuple(notes), build_time, nt_mod, make_package, cache_dir)
+
+
+def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache, pool, jobs: int, stack: contextlib.ExitStack):
+    """Each package assembled, in order (assemble.py): made, when ``write``, unless it is left to Packaging.
+
+    A small library's cards render all at once, by this process and the workers together,
+    card by card (workers are started now if there are none yet and enough cards to render to
+    pay for them); its notes are finished here and packaged on a worker. A large library's
+    packages are assembled on the workers, where its render cache is opened too: note texts go
+    out, package bytes come back. A package too large to leave the workers evenly loaded at
+    the end goes out in pieces (:data:`PIECES_PER_WORKER`), whose fields come back to be
+    packaged here.
     """
-    from .workers import PARALLEL_FROM, PendingRender, render_from, worker_pool
+    from .assemble import finish, joined, packaged
+    from .workers import assembled_in_order, render_from, render_shared, worker_pool
 
     everything = [m for _, members in ordered for m in members]
     if len(everything) <= ALL_AT_ONCE:
@@ -475,21 +441,36 @@ def _rendered_packages(ordered, cache, pool, jobs: int, stack: contextlib.ExitSt
                 return None
             return pool if pool is not None else stack.enter_context(worker_pool(jobs - 1))  # this process works too
 
-        whole = PendingRender(everything, cache, pool_for, here_too=True)
-        cards = iter(whole.result())
+        texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in everything]
+        cards = iter(render_shared(texts, cache, pool_for))
         for _, members in ordered:
-            yield [next(cards) for _ in members]
+            yield finish(task_of(members, False), [next(cards) for _ in members])
         return
-    ahead = 1 + (pool._processes if pool is not None else 0)
-    on_pool = lambda count: pool if count >= PARALLEL_FROM else None  # noqa: E731
-    here_too = pool is not None and pool._processes < jobs  # a pool one short of the cores: this process renders too
-    upcoming = collections.deque(PendingRender(members, cache, on_pool, here_too) for _, members in ordered[:ahead])
-    for i in range(len(ordered)):
-        pending = upcoming.popleft()
-        cards = pending.result()
-        if i + ahead < len(ordered):
-            upcoming.append(PendingRender(ordered[i + ahead][1], cache, on_pool, here_too))
-        yield cards
+    here_too = pool is not None and pool._processes < jobs  # a pool one short of the cores: this process works too
+    workers = pool._processes + here_too if pool is not None else 1
+    largest = max(MIN_PIECE, -(-len(everything) // (workers * PIECES_PER_WORKER))) if workers > 1 else len(everything)
+    splits = [_pieces(members, largest) for _, members in ordered]
+    tasks = (task_of(piece, write and len(pieces) == 1) for pieces in splits for piece in pieces)
+    results = assembled_in_order(list(tasks) if here_too else tasks, pool, here_too, cache)
+    for pieces in splits:
+        parts = [next(results) for _ in pieces]
+        if len(parts) == 1:
+            yield parts[0]
+        else:
+            whole = joined(parts)
+            yield packaged(whole, notetype_mod) if write else whole
+
+
+def _pieces(members: list, largest: int) -> list[list]:
+    """``members`` in as few even runs as keep each at most ``largest``."""
+    count = -(-len(members) // largest)
+    size, extra = divmod(len(members), count)
+    runs, start = [], 0
+    for i in range(count):
+        end = start + size + (i < extra)
+        runs.append(members[start:end])
+        start = end
+    return runs
 
 
 def _report_of_reused(inputs, reused: Mapping[str, dict], options: BuildOptions, started: float) -> BuildReport:
@@ -518,19 +499,3 @@ def _packages_of(reused: Mapping[str, dict], options: BuildOptions) -> tuple[str
 
 def _has_problems(diagnostics: Sequence[Diagnostic]) -> bool:
     return any(d.severity in (Severity.ERROR, Severity.WARNING) for d in diagnostics)
-
-
-def _finish(note: Note, book: Book, chapter: Chapter, card: RenderedCard, roots, diagnostics: list):
-    """The note's final fields, with its images resolved (problems go to ``diagnostics``)."""
-    media_names: dict[str, str | None] = {}
-    media: list[tuple[str, bytes]] = []
-    for url, _alt in card.images:
-        if url in media_names:
-            continue
-        name, data, problem = _resolve_image(url, note.origin, roots.get(note.origin.path, "."))
-        media_names[url] = name
-        if problem:
-            diagnostics.append(problem)
-        elif name is not None and data is not None:
-            media.append((name, data))
-    return _note_fields(note, book, chapter, card, media_names), media  # fields checked by workers._render_texts

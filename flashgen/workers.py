@@ -17,11 +17,9 @@ import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator, Mapping, Sequence
 
-from .dedupe import Deduped, Note, combine, dedupe
+from .dedupe import Deduped, combine, dedupe
 from .model import FlashgenError, ParsedFile
-from .organise import Book, Chapter
 from .parse import parse_file
-from .render import RenderedCard, render_card, unsafe_markup
 
 PARALLEL_FROM = 64  # below this many items a process pool costs more than it saves
 
@@ -166,20 +164,22 @@ def workers_for(files: Sequence[str], jobs: int) -> int:
     return jobs if len(files) >= PARALLEL_FROM else jobs - 1
 
 
-def shared_map(function, items: Sequence, pool) -> list:
-    """``[function(x) for x in items]`` on the pool's workers and in this process at once.
+def shared_map(function, items: Sequence, pool, here: Callable | None = None) -> list:
+    """``[function(x) for x in items]`` on the pool's workers and in this process at once
+    (``here``: what this process runs instead of ``function``, which workers run).
 
     The workers take items from the front, this process from the back, each the next one
     when it is free, so neither waits for the other's share.
     """
+    here = here or function
     if pool is None or len(items) < 2:
-        return [function(x) for x in items]
+        return [here(x) for x in items]
     ends = _BothEnds(function, items)
     from_workers = pool.imap_unordered(_indexed, ends, chunksize=1)
     results: list = [None] * len(items)
     while (taken := ends.take_last()) is not None:
         _, i, item = taken
-        results[i] = function(item)
+        results[i] = here(item)
     for i, result in from_workers:
         results[i] = result
     return results
@@ -239,18 +239,6 @@ def render_from() -> int:
     return 128 if _start_method() == "fork" else 1024
 
 
-def _render_texts(texts: tuple[str, str, str, str]) -> tuple[RenderedCard, str]:
-    """A card rendered, and the sketch of its answer (continuity.py), both done where the text already is."""
-    from .continuity import sketch
-
-    card = render_card(*texts)
-    for part in (card.title, card.question, card.answer, card.context):
-        problems = unsafe_markup(part.html)
-        if problems:  # a renderer bug, never an input problem: refuse to ship it (or cache it)
-            raise RuntimeError(f"rendered field has live markup: {problems[:3]}")
-    return card, sketch(texts[2], texts[3])
-
-
 def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
     """Parse and deduplicate each book on a worker: (parsed files in input order, cardless; combined notes).
 
@@ -276,48 +264,61 @@ def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresho
     return [by_path[p] for p in files], combine(deduped for _, deduped in results)
 
 
-class PendingRender:
-    """Cards being rendered: cached ones looked up now, the rest on the worker pool.
+def render_shared(texts: Sequence[tuple[str, str, str, str]], cache, pool_for: Callable[[int], object | None]):
+    """Each card from the cache or rendered now, split card by card between this process and
+    ``pool_for(n)``, the pool for ``n`` cards to render (None: all of them here).
 
-    A large library's build starts one per package, a few packages ahead, so workers
-    render the next packages while this process writes the current one; a small
-    library's, one for all its cards, split between the workers by cards.
-    ``pool_for(n)`` gives the pool for ``n`` cards to render, or None to render them here;
-    ``here_too``: this process renders beside the workers (when the result is asked for).
+    A small library's cards render so, all at once: split by packages, one book would be one task.
+    Each comes with its answer's sketch when it was rendered now (else None).
     """
+    from .assemble import cached, keep, render_checked
+    from .cache import card_key
 
-    def __init__(self, members: list[tuple[Note, Book, Chapter]], cache, pool_for: Callable[[int], object | None], here_too: bool = False):
-        from .cache import card_key
+    keys = [card_key(*t) for t in texts]
+    found = cached(cache, keys)
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
+    work = [t for _, t in missing]
+    fresh = dict(zip((k for k, _ in missing), shared_map(render_checked, work, pool_for(len(work)) if work else None), strict=True))
+    keep(cache, {k: card for k, (card, _) in fresh.items()})
+    return [fresh[k] if k in fresh else (found[k], None) for k in keys]
 
-        self.cache = cache
-        texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in members]
-        self.keys = [card_key(*t) for t in texts]
-        self.found: dict[str, RenderedCard] = {}
-        if cache is not None:
+
+def assembled_in_order(tasks: Sequence, pool, here_too: bool, cache) -> Iterator:
+    """Each package task's :class:`~flashgen.assemble.Assembled`, in order, made on the pool's workers
+    (``here_too``: by this process as well), or here when there is no pool.
+
+    Workers open the render cache for themselves: only note texts go to them, and only package
+    bytes and hashes come back.
+    """
+    from .assemble import assemble
+
+    if pool is None:
+        for task in tasks:
+            yield assemble(task, cache)
+    elif here_too:
+        yield from shared_map(_assemble_here, tasks, pool, here=lambda task: assemble(task, cache))
+    else:
+        yield from pool.imap(_assemble_here, tasks, chunksize=1)  # packages: few, large, uneven
+
+
+_CACHES: dict[str, object] = {}  # in a worker: the render cache it opened, by folder
+
+
+def _assemble_here(task):
+    """:func:`flashgen.assemble.assemble` with this process's own connection to the render cache."""
+    from .assemble import assemble
+
+    cache = None
+    if task.cache_dir is not None:
+        if task.cache_dir not in _CACHES:
+            from .cache import RenderCache
+
             try:
-                self.found = cache.get_many(set(self.keys))
-            except Exception:  # noqa: BLE001 - a damaged cache is a miss
-                self.found = {}
-        self.missing = sorted({k: t for k, t in zip(self.keys, texts, strict=True) if k not in self.found}.items())
-        work = [t for _, t in self.missing]
-        self.pending = None
-        self.pool = pool_for(len(work)) if work else None
-        if self.pool is not None and not here_too:
-            self.pending = self.pool.map_async(_render_texts, work, chunksize=_chunk_size(self.pool, len(work)))
-        self.work = work
-
-    def result(self) -> list[tuple[RenderedCard, str | None]]:
-        """Every member's card, with the sketch of its answer when it was rendered now (else None)."""
-        fresh = self.pending.get() if self.pending is not None else shared_map(_render_texts, self.work, self.pool)
-        new = {k: card for (k, _), (card, _) in zip(self.missing, fresh, strict=True)}
-        sketches = {k: sketch for (k, _), (_, sketch) in zip(self.missing, fresh, strict=True)}
-        if self.cache is not None and new:
-            try:
-                self.cache.put_many(new)
-            except Exception:  # noqa: BLE001 - e.g. a read-only cache folder; the build is unaffected
-                pass
-        self.found.update(new)
-        return [(self.found[k], sketches.get(k)) for k in self.keys]
+                _CACHES[task.cache_dir] = RenderCache(task.cache_dir)
+            except Exception:  # noqa: BLE001 - as in the main process: no cache, everything rendered
+                _CACHES[task.cache_dir] = None
+        cache = _CACHES[task.cache_dir]
+    return assemble(task, cache)
 
 
 class Packaging:
@@ -340,6 +341,10 @@ class Packaging:
             self.queue.append((path, _Done(package_bytes, notes, media, notetype_mod)))
         else:
             self.queue.append((path, self.pool.apply_async(package_bytes, (notes, media, notetype_mod))))
+
+    def add_made(self, path: str, data: bytes) -> None:
+        """A package already made (by :func:`assembled_in_order`), to be written in its turn."""
+        self.queue.append((path, _Done(lambda: data)))
 
     def write_finished(self, wait: bool = False) -> None:
         """Write each package made so far to its temporary file (``wait``: every package)."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from anki.collection import ImportAnkiPackageOptions, ImportAnkiPackageRequest
 from anki.import_export_pb2 import ImportAnkiPackageUpdateCondition
 
+import flashgen.assemble as assemble_module
 import flashgen.notetype as notetype
 import flashgen.package as package
 import flashgen.state as state
@@ -27,7 +27,6 @@ from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.anki
 
-builder = sys.modules["flashgen.build"]  # the module; flashgen.build is also the function
 T0, T1 = 1_700_000_000, 1_700_100_000
 DECK = "AI Engineering: Building Applications with Foundation Models::24 Memory"
 ALWAYS = ImportAnkiPackageUpdateCondition.IMPORT_ANKI_PACKAGE_UPDATE_CONDITION_ALWAYS
@@ -78,8 +77,8 @@ def _future_notetype(monkeypatch, *, add=None, rename=None):
         fields.append(add)
         ids[add] = stable_id("field", add)
         back += f"\n{{{{#{add}}}}}<div>{{{{{add}}}}}</div>{{{{/{add}}}}}"
-        finish = builder._note_fields
-        monkeypatch.setattr(builder, "_note_fields", lambda *a: (*finish(*a), f"{add} text"))
+        finish = assemble_module.note_fields
+        monkeypatch.setattr(assemble_module, "note_fields", lambda *a: (*finish(*a), f"{add} text"))
     if rename:
         old, new = rename
         fields[fields.index(old)] = new
