@@ -612,20 +612,20 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
     import pickle
     import re as regex
 
-    from flashgen.build import plan
-    from flashgen.package import PackageNote
-    from flashgen.workers import _render_texts
+    from flashgen.assemble import finish, render_all
+    from flashgen.build import BuildOptions, _package_task, plan
+    from flashgen.lockfile import Lock
 
-    notes = list(plan([library], jobs=1).deduped.notes)
-    sample = notes[:: max(1, len(notes) // 400)]
-    texts = [(n.title, n.question, n.answer, n.context) for n in sample]
-    rendered = [_render_texts(t) for t in texts]
-    fields = [
-        PackageNote(n.key, (c.question.html, c.answer.html, c.title.html, c.context.html, n.book), ("tag",), "Deck", 0, 1)
-        for n, (c, _) in zip(sample, rendered)
-    ]
+    the_plan = plan([library], jobs=1)
+    members = [(n, b, c) for b in the_plan.books for c in b.chapters for n in c.notes]
+    sample = members[:: max(1, len(members) // 400)]
+    ids = {n.key: i + 1 for i, (n, _, _) in enumerate(sample)}
+    task = _package_task(sample, the_plan.roots, Lock(), ids, BuildOptions(), 0, 0, None, False)
+    finished = finish(task, render_all([n.texts for n in task.notes], None))
+    notes = [n for n, _, _ in members]
     started = time.process_time()
-    for crossing in (sample, texts, rendered, fields):  # parse -> main, main -> render, render -> main, main -> package
+    # parse -> main, main -> assembling workers, and back the fields of a package made in pieces (whole ones send bytes)
+    for crossing in ([n for n, _, _ in sample], task, finished):
         pickle.loads(pickle.dumps(crossing, protocol=pickle.HIGHEST_PROTOCOL))
     moving = (time.process_time() - started) * len(notes) / len(sample)
     languages = sorted({m.group(1) for n in notes for m in regex.finditer(r"^\s*(?:```|~~~)\s*([\w+#.-]+)", n.answer + "\n" + n.context, regex.M)})
@@ -637,8 +637,8 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
     cores = os.cpu_count() or 1
     return [
         f"{FIGURES['cpu'].split(' at ')[0]}: the parallel build used {parallel - single:.2f} s more CPU than one process; measured here:",
-        f"  moving records between processes (notes from the parse workers, texts to the render workers, rendered cards back,"
-        f" fields to the package workers): {moving:.2f} s of pickling and unpickling",
+        f"  moving records between processes (notes from the parse workers, their texts to the workers that assemble packages,"
+        f" finished fields back where a package is made in pieces): {moving:.2f} s of pickling and unpickling",
         f"  building the {len(languages)} pygments lexers the code blocks use, which each of the {cores} workers does for itself"
         f" where one process does it once: {lexers:.2f} s each",
         f"  the rest, {parallel - single - moving - lexers * (cores - 1):.2f} s, is not taken apart here: the pool's threads and"
