@@ -1,8 +1,8 @@
-"""The orchestrator: paths -> parsed files -> notes -> books -> rendered fields -> .apkg files.
+"""The orchestrator: paths -> parsed files -> notes -> books -> assembled packages -> .apkg files.
 
 Each stage is a pure function in its own module; this one wires them, keeps the
-diagnostics, and does the I/O the stages do not: reading inputs and media, the render
-cache, the lock file. ``--strict`` is decided here, once, before anything is written.
+diagnostics, and does the I/O the stages do not: reading inputs, the render cache
+(assemble.py reads media), the lock file. ``--strict`` is decided here, once, before anything is written.
 The worker pool is workers.py's, what can be skipped state.py's, and putting the
 results in place output.py's.
 

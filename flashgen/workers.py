@@ -1,4 +1,4 @@
-"""The worker pool, and the work that runs on it: parsing books, rendering cards, making packages.
+"""The worker pool, and the work that runs on it: parsing books, rendering cards, assembling packages.
 
 Workers start with fork on Linux and spawn elsewhere; either way they take nothing from the
 main process but their initializer's arguments and their tasks, so both give the same bytes.

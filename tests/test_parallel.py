@@ -144,3 +144,24 @@ def test_a_shared_map_keeps_order_and_works_in_this_process_too():
         with pytest.raises(ValueError, match="seven"):
             shared_map(_fails_on_seven, list(range(20)), pool)
     assert os.getpid() in pids and len(set(pids)) == 2
+
+
+def test_a_package_assembled_in_pieces_is_the_package_assembled_whole():
+    """A large package goes to the workers in pieces, packaged where they meet: the same bytes, notes and problems."""
+    from flashgen.assemble import assemble, joined, packaged
+    from flashgen.build import MIN_PIECE, _package_task, _pieces, plan
+    from flashgen.lockfile import Lock
+
+    the_plan = plan([str(CORPUS / "ai-engineering")], jobs=1)
+    (book,) = the_plan.books
+    members = [(n, book, c) for c in book.chapters for n in c.notes]
+    ids = {n.key: i + 1 for i, (n, _, _) in enumerate(members)}
+
+    def task(notes, make_package: bool):
+        return _package_task(notes, the_plan.roots, Lock(), ids, BuildOptions(build_time=T0), T0, T0, None, make_package)
+
+    pieces = _pieces(members, MIN_PIECE)
+    assert len(pieces) >= 3 and max(map(len, pieces)) - min(map(len, pieces)) <= 1 and sum(pieces, []) == members
+    whole = assemble(task(members, True))
+    in_pieces = packaged(joined([assemble(task(piece, False)) for piece in pieces]), T0)
+    assert in_pieces == whole and whole.data
