@@ -18,7 +18,7 @@ import os
 import re
 import urllib.parse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .collect import within
 from .model import Diagnostic, Location, Severity
@@ -95,34 +95,33 @@ def render_checked(texts: tuple[str, str, str, str]) -> tuple[RenderedCard, str]
     return card, sketch(texts[2], texts[3])
 
 
-def cached(cache, keys: Iterable[str]) -> dict[str, RenderedCard]:
-    """The cards the render cache holds for ``keys``; a damaged or missing cache is a miss."""
-    if cache is None:
-        return {}
-    try:
-        return cache.get_many(set(keys))
-    except Exception:  # noqa: BLE001 - a damaged cache is a miss
-        return {}
+def render_all(
+    texts: Sequence[tuple[str, str, str, str]], cache, run: Callable[[Callable, list], list] | None = None
+) -> list[tuple[RenderedCard, str | None]]:
+    """Each card from the cache or rendered now, with its answer's sketch when rendered now (else None).
 
-
-def keep(cache, cards: Mapping[str, RenderedCard]) -> None:
-    """Store freshly rendered cards; a cache that cannot be written (read-only folder) changes nothing."""
-    if cache is not None and cards:
-        try:
-            cache.put_many(cards)
-        except Exception:  # noqa: BLE001 - the build is unaffected
-            pass
-
-
-def render_all(texts: Sequence[tuple[str, str, str, str]], cache) -> list[tuple[RenderedCard, str | None]]:
-    """Each card from the cache or rendered now, with its answer's sketch when rendered now (else None)."""
+    ``run(render_checked, texts)`` renders the cards the cache lacks (default: here, one by one; a
+    small library's build splits them between this process and the workers). A damaged cache is
+    a miss, and one that cannot be written (a read-only folder) changes nothing.
+    """
     from .cache import card_key
 
     keys = [card_key(*t) for t in texts]
-    found = cached(cache, keys)
-    missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
-    fresh = {k: render_checked(t) for k, t in sorted(missing.items())}
-    keep(cache, {k: card for k, (card, _) in fresh.items()})
+    found: dict[str, RenderedCard] = {}
+    if cache is not None:
+        try:
+            found = cache.get_many(set(keys))
+        except Exception:  # noqa: BLE001 - a damaged cache is a miss
+            found = {}
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
+    work = [t for _, t in missing]
+    rendered = run(render_checked, work) if run is not None else [render_checked(t) for t in work]
+    fresh = dict(zip((k for k, _ in missing), rendered, strict=True))
+    if cache is not None and fresh:
+        try:
+            cache.put_many({k: card for k, (card, _) in fresh.items()})
+        except Exception:  # noqa: BLE001 - the build is unaffected
+            pass
     return [fresh[k] if k in fresh else (found[k], None) for k in keys]
 
 

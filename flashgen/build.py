@@ -430,8 +430,8 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
     the end goes out in pieces (:data:`PIECES_PER_WORKER`), whose fields come back to be
     packaged here.
     """
-    from .assemble import finish, joined, packaged
-    from .workers import assembled_in_order, render_from, render_shared, worker_pool
+    from .assemble import finish, joined, packaged, render_all
+    from .workers import assembled_in_order, render_from, shared_map, worker_pool
 
     everything = [m for _, members in ordered for m in members]
     if len(everything) <= ALL_AT_ONCE:
@@ -441,8 +441,11 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
                 return None
             return pool if pool is not None else stack.enter_context(worker_pool(jobs - 1))  # this process works too
 
+        def card_by_card(function, work: list) -> list:
+            return shared_map(function, work, pool_for(len(work)))
+
         texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in everything]
-        cards = iter(render_shared(texts, cache, pool_for))
+        cards = iter(render_all(texts, cache, card_by_card))
         for _, members in ordered:
             yield finish(task_of(members, False), [next(cards) for _ in members])
         return

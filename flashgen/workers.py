@@ -264,25 +264,6 @@ def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresho
     return [by_path[p] for p in files], combine(deduped for _, deduped in results)
 
 
-def render_shared(texts: Sequence[tuple[str, str, str, str]], cache, pool_for: Callable[[int], object | None]):
-    """Each card from the cache or rendered now, split card by card between this process and
-    ``pool_for(n)``, the pool for ``n`` cards to render (None: all of them here).
-
-    A small library's cards render so, all at once: split by packages, one book would be one task.
-    Each comes with its answer's sketch when it was rendered now (else None).
-    """
-    from .assemble import cached, keep, render_checked
-    from .cache import card_key
-
-    keys = [card_key(*t) for t in texts]
-    found = cached(cache, keys)
-    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-    work = [t for _, t in missing]
-    fresh = dict(zip((k for k, _ in missing), shared_map(render_checked, work, pool_for(len(work)) if work else None), strict=True))
-    keep(cache, {k: card for k, (card, _) in fresh.items()})
-    return [fresh[k] if k in fresh else (found[k], None) for k in keys]
-
-
 def assembled_in_order(tasks: Sequence, pool, here_too: bool, cache) -> Iterator:
     """Each package task's :class:`~flashgen.assemble.Assembled`, in order, made on the pool's workers
     (``here_too``: by this process as well), or here when there is no pool.
