@@ -330,8 +330,8 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                     diagnostics += assembled.diagnostics
                     for (note, book, chapter), done in zip(members, assembled.notes, strict=True):
                         changed += done.changed
-                        old = lock.notes.get(note.key)
-                        if not (old is not None and note.key in options.hold_back):  # held back: its lock entry stays
+                        if not _held_back(note.key, lock, options):  # held back: its lock entry stays
+                            old = lock.notes.get(note.key)
                             pushed = old.pushed if old is not None else None
                             states[note.key] = NoteState(
                                 done.digest, done.mod, note.chapter, chapter.deck, created[note.key], note.book, note.question, done.sketch, pushed
@@ -413,10 +413,15 @@ def _package_task(
                 chapter.deck,
                 ids[note.key],
                 (old.hash, old.mod, old.sketch) if old is not None else None,
-                old is not None and note.key in options.hold_back,
+                _held_back(note.key, lock, options),
             )
         )
     return PackageTask(tuple(notes), build_time, nt_mod, make_package, cache_dir)
+
+
+def _held_back(key: str, lock: Lock, options: BuildOptions) -> bool:
+    """Whether a note's content change is not taken this build (push: edited in Anki since the last push)."""
+    return key in options.hold_back and key in lock.notes
 
 
 def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache, pool, jobs: int, stack: contextlib.ExitStack):
