@@ -165,7 +165,7 @@ def plan(
     from .workers import job_count, worker_pool, workers_for
 
     inputs = collect_existing(paths)
-    with worker_pool(workers_for(inputs.files, job_count(jobs))) as pool:
+    with worker_pool(workers_for(inputs.files, job_count(jobs)), renders=False) as pool:
         the_plan = _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
     return dataclasses.replace(the_plan, diagnostics=inputs.diagnostics + the_plan.diagnostics)
 

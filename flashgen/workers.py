@@ -46,16 +46,18 @@ def _start_method() -> str:
 
 
 @contextmanager
-def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None) -> Iterator[object | None]:
+def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None, renders: bool = True) -> Iterator[object | None]:
     """A pool of ``processes`` worker processes (none: None), started now, while this process is still small.
 
     ``pinned_chapters`` (the lock's) is handed to each worker once, for deduplicating books there.
+    ``renders``: the workers will render and package, so forked ones get mistune, pygments and
+    genanki loaded here first; a pool that only parses (``plan``: stats, preview) needs none of them.
     """
     if processes < 1:
         yield None
         return
     context = multiprocessing.get_context(_start_method())
-    if context.get_start_method() == "fork":  # what workers run, loaded once here: they inherit it (0.2-0.3 s of CPU each)
+    if renders and context.get_start_method() == "fork":  # what workers run, loaded once here: they inherit it (0.2-0.3 s of CPU each)
         from .render import prepare
 
         importlib.import_module(".package", __package__)  # genanki, for the packages workers make
