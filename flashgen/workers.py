@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 from .dedupe import Deduped, combine, dedupe
 from .model import FlashgenError, ParsedFile
@@ -46,12 +46,15 @@ def _start_method() -> str:
 
 
 @contextmanager
-def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None, renders: bool = True) -> Iterator[object | None]:
+def worker_pool(
+    processes: int, pinned_chapters: Mapping[str, str] | None = None, renders: bool = True, languages: Iterable[str] = ()
+) -> Iterator[object | None]:
     """A pool of ``processes`` worker processes (none: None), started now, while this process is still small.
 
     ``pinned_chapters`` (the lock's) is handed to each worker once, for deduplicating books there.
     ``renders``: the workers will render and package, so forked ones get mistune, pygments and
-    genanki loaded here first; a pool that only parses (``plan``: stats, preview) needs none of them.
+    genanki loaded here first, with the lexers for ``languages`` (the code the cards to render
+    hold, when known); a pool that only parses (``plan``: stats, preview) needs none of them.
     """
     if processes < 1:
         yield None
@@ -61,7 +64,7 @@ def worker_pool(processes: int, pinned_chapters: Mapping[str, str] | None = None
         from .render import prepare
 
         importlib.import_module(".package", __package__)  # genanki, for the packages workers make
-        prepare()
+        prepare(languages)
     pool = None
     try:
         with _stop_signals_held(), _shared_with_forks():

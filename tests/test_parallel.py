@@ -59,13 +59,20 @@ def test_workers_write_the_same_bytes_as_one_process(library, tmp_path):
     assert "Renamed" not in (tmp_path / "parallel.lock").read_text()
 
 
-def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path):
+def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path, monkeypatch):
     """A book too small for workers to parse (under 1 MiB) still renders on one beside this process,
-    card by card, started once the cards to render are known: the same packages and lock."""
+    card by card, started once the cards to render are known: the same packages and lock. The
+    worker is gone before the package is made here, so the two are never in memory at once."""
+    import multiprocessing
+
     book = tmp_path / "book"
     shutil.copytree(CORPUS / "ai-engineering", book)
     serial = build([str(book)], _options(tmp_path, "serial", jobs=1))
+    workers_while_packaging = []
+    real = flashgen.package.package_bytes
+    monkeypatch.setattr(flashgen.package, "package_bytes", lambda *a: workers_while_packaging.append(len(multiprocessing.active_children())) or real(*a))
     parallel = build([str(book)], _options(tmp_path, "parallel", jobs=2))
+    assert workers_while_packaging == [0]
     assert (parallel.notes, parallel.diagnostics) == (serial.notes, serial.diagnostics) and serial.notes > 128  # a worker's worth
     packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
     assert packages and packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +79,21 @@ def test_renderer_output_is_inert(text):
         assert unsafe_markup(html) == []
         assert live_markup(html) == []
         assert "$" not in html
+
+
+@fuzz
+@given(soup)
+def test_every_lexer_a_text_needs_is_one_its_languages_name(text):
+    """What workers inherit (render.prepare) covers what rendering then asks for; one too many is harmless."""
+    import flashgen.render as render
+
+    used: list[str] = []
+    real = render._lexer
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "_lexer", lambda language: used.append(language) or real(language))
+        render_card(text, text, text, text)
+    named = {type(real(language)) for language in render.code_languages([text])} | {type(real("text"))}
+    assert {type(real(language)) for language in used} <= named
 
 
 def vars_of(card):

@@ -13,6 +13,7 @@ import pytest
 from flashgen import parse_file
 from flashgen.render import (
     _lexer,
+    code_languages,
     finish_images,
     render_card,
     render_inline,
@@ -124,6 +125,31 @@ def test_code_is_class_based_and_lexers_are_made_once():
     assert 'class="k"' in html or 'class="n"' in html
     assert "style=" not in html
     assert _lexer.cache_info().misses == 1
+
+
+def test_the_languages_found_before_rendering_are_every_corpus_card_needs(monkeypatch):
+    """Workers inherit the lexers made before they start (workers.worker_pool): made from these languages."""
+    import flashgen.render as render
+
+    used: list[str] = []
+    monkeypatch.setattr(render, "_lexer", lambda language: used.append(language) or _lexer(language))
+    missed = []
+    for path in corpus_files():
+        for card in parse_file(path).cards:
+            used.clear()
+            render_card(card.title, card.question, card.answer, card.context)
+            found = code_languages([card.title, card.question, card.answer, card.context])
+            missed += [(str(card.location), language) for language in used if language not in found | {""}]  # "": text, always made
+    assert missed == []
+    assert {"python", "java", "c", "sql"} <= code_languages(
+        card.answer for path in corpus_files() for card in parse_file(path).cards
+    )
+
+
+def test_code_languages_are_named_as_blocks_are_rendered():
+    text = "```Python {.numberLines}\nx\n```\n\n~~~ {.rust}\ny\n~~~\n\nand `code` and ``x``, no fence\n```\n"
+    assert code_languages([text]) == {"python", "rust"}
+    assert code_languages(["no fences at all"]) == set()
 
 
 def test_images_are_slots_until_the_builder_resolves_them():
