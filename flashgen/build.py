@@ -165,7 +165,7 @@ def plan(
     from .workers import job_count, worker_pool, workers_for
 
     inputs = collect_existing(paths)
-    with worker_pool(workers_for(inputs.files, job_count(jobs)), renders=False) as pool:
+    with worker_pool(workers_for(inputs.files, job_count(jobs)), renders=False, packages=False) as pool:
         the_plan = _plan_files(inputs.files, inputs.roots, settings, threshold, lock, pool, progress)
     return dataclasses.replace(the_plan, diagnostics=inputs.diagnostics + the_plan.diagnostics)
 
@@ -453,7 +453,8 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
                 if pool is not None:
                     return pool
                 languages = code_languages(text for texts in work for text in texts)
-                return rendering.enter_context(worker_pool(jobs - 1, languages=languages))  # this process works too
+                # this process works too; the workers only render, so genanki is loaded after they stop
+                return rendering.enter_context(worker_pool(jobs - 1, packages=False, languages=languages))
 
             def card_by_card(function, work: list) -> list:
                 return shared_map(function, work, pool_for(work))

@@ -47,24 +47,31 @@ def _start_method() -> str:
 
 @contextmanager
 def worker_pool(
-    processes: int, pinned_chapters: Mapping[str, str] | None = None, renders: bool = True, languages: Iterable[str] = ()
+    processes: int,
+    pinned_chapters: Mapping[str, str] | None = None,
+    renders: bool = True,
+    packages: bool = True,
+    languages: Iterable[str] = (),
 ) -> Iterator[object | None]:
     """A pool of ``processes`` worker processes (none: None), started now, while this process is still small.
 
     ``pinned_chapters`` (the lock's) is handed to each worker once, for deduplicating books there.
-    ``renders``: the workers will render and package, so forked ones get mistune, pygments and
-    genanki loaded here first, with the lexers for ``languages`` (the code the cards to render
-    hold, when known); a pool that only parses (``plan``: stats, preview) needs none of them.
+    What the workers will run is loaded here first, where they fork, so that they inherit it:
+    mistune, pygments and the lexers for ``languages`` (the code the cards to render hold,
+    when known) if they ``render``; genanki if they make ``packages``. A pool that only parses
+    (``plan``: stats, preview) needs none of them.
     """
     if processes < 1:
         yield None
         return
     context = multiprocessing.get_context(_start_method())
-    if renders and context.get_start_method() == "fork":  # what workers run, loaded once here: they inherit it (0.2-0.3 s of CPU each)
-        from .render import prepare
+    if context.get_start_method() == "fork":  # loaded once here, not in each worker (0.2-0.3 s of CPU each)
+        if packages:
+            importlib.import_module(".package", __package__)
+        if renders:
+            from .render import prepare
 
-        importlib.import_module(".package", __package__)  # genanki, for the packages workers make
-        prepare(languages)
+            prepare(languages)
     pool = None
     try:
         with _stop_signals_held(), _shared_with_forks():
