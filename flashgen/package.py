@@ -101,8 +101,7 @@ def _collection_bytes(notes: Sequence[PackageNote], notetype_mod: int) -> bytes:
         try:
             package = genanki.Package([decks[name] for name in sorted(decks)])
             package.write_to_db(connection.cursor(), notetype_mod, iter(()))
-            connection.commit()
-            connection.execute("VACUUM")
+            connection.commit()  # no VACUUM: a third of the packaging time, for a package 2% smaller
             if in_memory:
                 return connection.serialize()
         finally:
