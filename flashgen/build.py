@@ -443,23 +443,21 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
     everything = [m for _, members in ordered for m in members]
     if len(everything) <= ALL_AT_ONCE:
         texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in everything]
-        # workers started for the rendering stop when it is done: finishing and packaging here
-        # with one idle beside it made a book's peak memory 55 MB instead of 38 MB
-        with contextlib.ExitStack() as rendering:
 
-            def pool_for(work: list):
-                if jobs <= 1 or len(work) < render_from():
-                    return None
-                if pool is not None:
-                    return pool
-                languages = code_languages(text for texts in work for text in texts)
-                # this process works too; the workers only render, so genanki is loaded after they stop
-                return rendering.enter_context(worker_pool(jobs - 1, packages=False, languages=languages))
+        def card_by_card(function, work: list) -> list:
+            if jobs <= 1 or len(work) < render_from():
+                return shared_map(function, work, None)
+            if pool is not None:
+                return shared_map(function, work, pool)
+            # workers of their own, for exactly this: the cards' lexers are made before they fork, so
+            # they inherit them; they only render, so genanki is loaded after they stop; and they stop
+            # before the cache is written and the packages made (with one idle beside that, a book's
+            # peak memory was 55 MB instead of 40 MB)
+            languages = code_languages(text for texts in work for text in texts)
+            with worker_pool(jobs - 1, packages=False, languages=languages) as rendering:  # this process works too
+                return shared_map(function, work, rendering)
 
-            def card_by_card(function, work: list) -> list:
-                return shared_map(function, work, pool_for(work))
-
-            cards = iter(render_all(texts, cache, card_by_card))
+        cards = iter(render_all(texts, cache, card_by_card))
         for _, members in ordered:
             yield finish(task_of(members, False), [next(cards) for _ in members])
         return
