@@ -38,15 +38,24 @@ def within(path: str, root: str) -> bool:
         return False
 
 
-def _walk(root: str) -> list[str]:
+def _walk(root: str) -> list[tuple[str, bool]]:
+    """The input files under ``root``, each with whether it lies inside ``root`` (:func:`within`).
+
+    Symlinked folders are not followed: that is what makes symlink loops harmless. A folder is
+    resolved once, not once per file in it: a file that is no link, in a folder inside the root,
+    is inside too (resolving every one took 0.2 s for the 4,095 files of 100,000 questions).
+    """
     found = []
-    # Symlinked folders are not followed: that is what makes symlink loops harmless.
     for folder, subfolders, names in os.walk(root, followlinks=False):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        folder_inside = None
         for name in names:
             if name.startswith(".") or not name.lower().endswith(INPUT_SUFFIXES):
                 continue
-            found.append(os.path.join(folder, name))
+            file = os.path.join(folder, name)
+            if folder_inside is None:
+                folder_inside = within(folder, root)  # a Windows junction is walked into, and may lead out
+            found.append((file, within(file, root) if not folder_inside or os.path.islink(file) else True))
     return found
 
 
@@ -60,8 +69,8 @@ def collect(paths: list[str] | tuple[str, ...]) -> Inputs:
     for raw in paths:
         path = os.path.normpath(os.fspath(raw))
         if os.path.isdir(path):
-            for file in _walk(path):
-                if within(file, path):
+            for file, inside in _walk(path):
+                if inside:
                     seen.setdefault(file, path)
                 elif file not in seen:  # a link out of the tree: its target is never opened
                     message = "input file links outside the input folder; not read"

@@ -228,6 +228,16 @@ def test_input_file_linked_from_outside_the_tree_is_not_read(tmp_path):
     assert report.files == 2
 
 
+def test_input_folder_given_through_a_symlink_is_read_whole(tmp_path):
+    """Containment is judged on resolved paths: the folder named, a link to the real one, holds its files."""
+    source = write_source(tmp_path, HEADER + card(1))
+    (source / "deeper").mkdir()
+    (source / "deeper" / "more.md").write_text(HEADER + card(2), encoding="utf-8")
+    os.symlink(source, tmp_path / "via-link")
+    report = build([str(tmp_path / "via-link")], options_for(tmp_path))
+    assert report.files == 2 and not [d for d in report.diagnostics if d.code == "unsafe-input"]
+
+
 # --- 5: the lock as a schema ---------------------------------------------------------------------
 
 GUID = "0085103f8b08d10f915f16e9"
