@@ -235,5 +235,7 @@ def write_state(options, settings_key, inputs_by_book, reused, figures: BookFigu
         "lock_path": state_key(options.lock_path, options.out_dir),  # whose packages these are (see output._leftovers)
         "books": books,
     }
-    text = json.dumps(state, indent=1, sort_keys=True)
+    # on one line: json's C encoder only writes without indentation (40 ms against 114 ms for the
+    # 3 MB state of 100,000 questions, on every rebuild that changes a book)
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"))
     return write_atomically(os.path.join(options.out_dir, STATE_FILE), lambda handle: handle.write(text.encode("utf-8")), commit=False)
