@@ -451,8 +451,8 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
                 return shared_map(function, work, pool)
             # workers of their own, for exactly this: the cards' lexers are made before they fork, so
             # they inherit them; they only render, so genanki is loaded after they stop; and they stop
-            # before the cache is written and the packages made (with one idle beside that, a book's
-            # peak memory was 55 MB instead of 40 MB)
+            # before the cache is written and the packages made (left idle, each kept its 16-18 MB
+            # while this process did that)
             languages = code_languages(text for texts in work for text in texts)
             with worker_pool(jobs - 1, packages=False, languages=languages) as rendering:  # this process works too
                 return shared_map(function, work, rendering)
