@@ -283,9 +283,8 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
 
         groups: dict[str, list[tuple[Note, Book, Chapter]]] = {}
         for b in the_plan.books:
-            for c in b.chapters:
-                for n in c.notes:
-                    groups.setdefault(os.path.join(options.out_dir, _package_name(b, c, options.split)), []).append((n, b, c))
+            for c in b.chapters:  # a chapter's notes all go to one package
+                groups.setdefault(os.path.join(options.out_dir, _package_name(b, c, options.split)), []).extend((n, b, c) for n in c.notes)
         created = {key: s.created for key, s in lock.notes.items()}
         for book_notes in groups.values():
             for note, _, _ in book_notes:
