@@ -101,7 +101,7 @@ def _collection_bytes(notes: Sequence[PackageNote], notetype_mod: int) -> bytes:
         try:
             package = genanki.Package([decks[name] for name in sorted(decks)])
             package.write_to_db(connection.cursor(), notetype_mod, iter(()))
-            connection.commit()  # no VACUUM: a third of the packaging time, for a package 2% smaller
+            connection.commit()  # no VACUUM: it was a third of the packaging time, for a package 5% smaller
             if in_memory:
                 return connection.serialize()
         finally:
