@@ -139,11 +139,6 @@ def _start_worker(pinned_chapters: Mapping[str, str]) -> None:
     _keep_pins(pinned_chapters)
 
 
-def _chunk_size(pool, items: int) -> int:
-    """Items sent to a worker at a time: small enough to balance the workers, large enough to pay the pickling."""
-    return max(1, min(64, items // (pool._processes * 8)))
-
-
 _PINNED_CHAPTERS: Mapping[str, str] = {}  # in a worker: the lock's chapter pins
 
 
