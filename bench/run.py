@@ -631,11 +631,11 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
     processes (pickling and unpickling what crosses, on a sample of notes, scaled), and what each
     worker repeats for itself (building the pygments lexers the library's code blocks use)."""
     import pickle
-    import re as regex
 
     from flashgen.assemble import finish, render_all
     from flashgen.build import BuildOptions, _package_task, plan
     from flashgen.lockfile import Lock
+    from flashgen.render import code_languages
 
     the_plan = plan([library], jobs=1)
     members = [(n, b, c) for b in the_plan.books for c in b.chapters for n in c.notes]
@@ -649,7 +649,7 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
     for crossing in ([n for n, _, _ in sample], task, finished):
         pickle.loads(pickle.dumps(crossing, protocol=pickle.HIGHEST_PROTOCOL))
     moving = (time.process_time() - started) * len(notes) / len(sample)
-    languages = sorted({m.group(1) for n in notes for m in regex.finditer(r"^\s*(?:```|~~~)\s*([\w+#.-]+)", n.answer + "\n" + n.context, regex.M)})
+    languages = sorted(code_languages(text for n in notes for text in (n.answer, n.context)))
     probe = (
         "import sys, time; from flashgen.render import prepare, _lexer; prepare(); t = time.process_time(); "
         "[_lexer(name) for name in sys.argv[1:]]; print(time.process_time() - t)"
