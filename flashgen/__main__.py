@@ -1,5 +1,5 @@
 """``python -m flashgen``: the same command as ``flashgen``, for where the script is not on PATH."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()
