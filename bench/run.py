@@ -8,10 +8,12 @@ For each size, in its own folder under --work:
 1. makes the library: ``book`` is a copy of one real book folder of the corpus (the copy is
    what the one-change figure edits; the corpus is never modified), a number is a library of
    about that many questions generated from the corpus (bench/generate.py);
-2. runs bench/plain.py on it: wall time, peak memory of its process tree, .apkg bytes;
-3. runs flashgen: a cold build (empty output, lock and render cache), a warm rebuild with
-   nothing changed, and a rebuild after one answer changed in one file; the peak memory of
-   the whole process tree (workers included, PSS) over all these runs; .apkg bytes;
+2. runs bench/plain.py on it and a cold flashgen build (empty output, lock and render cache)
+   in turns, so that the machine's drift weighs on both alike: wall times, peak memory of each
+   process tree, .apkg bytes;
+3. runs flashgen again: a warm rebuild with nothing changed, and a rebuild after one answer
+   changed in one file; the peak memory of the whole process tree (workers included, PSS)
+   over all its runs;
 4. prints a table: each figure as a ratio to the plain script of the same run, against its
    target (TARGETS); under it, for each figure that misses, the reason, measured in this run:
    the ceiling the necessary work puts on a cold build, the share of a rebuild that is only
@@ -376,14 +378,10 @@ def generated(corpus: str, questions: int, folder: str) -> Library:
     return Library(f"{questions:,}", library, info["questions"], info["files"], origin, os.path.join(library, GENERATED_VICTIM))
 
 
-def run_plain(library: Library, folder: str, env: dict, count: int) -> tuple[list[Run], int]:
-    """bench/plain.py on the library ``count`` times, each into an empty folder: the runs, and its .apkg bytes."""
-    out = os.path.join(folder, "plain-out")
-    runs = []
-    for _ in range(count):
-        clear(out)
-        runs.append(measure([sys.executable, os.path.join(HERE, "plain.py"), library.path, out], env, "plain"))
-    return runs, folder_bytes(out)
+def run_plain(library: Library, out: str, env: dict) -> Run:
+    """bench/plain.py on the library once, into the empty folder ``out``."""
+    clear(out)
+    return measure([sys.executable, os.path.join(HERE, "plain.py"), library.path, out], env, "plain")
 
 
 def build_command(library: str, folder: str, *options: str) -> list[str]:
@@ -392,13 +390,10 @@ def build_command(library: str, folder: str, *options: str) -> list[str]:
     return [sys.executable, "-m", "flashgen.cli", "build", library, "-o", out, "--lock", lock, "--cache-dir", cache, *options, "-q"]
 
 
-def run_cold(build: list[str], folder: str, env: dict, count: int) -> list[Run]:
-    """``count`` cold builds, each from an empty output folder, lock and render cache."""
-    runs = []
-    for _ in range(count):
-        clear(*(os.path.join(folder, name) for name in ("out", "flashgen.lock", "cache")))
-        runs.append(measure(build, env, "cold build"))
-    return runs
+def run_cold(build: list[str], folder: str, env: dict) -> Run:
+    """One cold build, from an empty output folder, lock and render cache."""
+    clear(*(os.path.join(folder, name) for name in ("out", "flashgen.lock", "cache")))
+    return measure(build, env, "cold build")
 
 
 def run_one_change(build: list[str], victim: str, env: dict, count: int) -> tuple[list[Run], list[Run]]:
@@ -437,11 +432,15 @@ def notes_built(build: list[str], env: dict) -> int:
 
 
 def measure_size(library: Library, folder: str, env: dict) -> Measured:
-    """Every run on one library, in order: plain, cold, warm, one change."""
+    """Every run on one library: plain and cold in turns, then warm, then one change."""
     count = repeats(library.questions)
-    plain, plain_bytes = run_plain(library, folder, env, count)
     build = build_command(library.path, folder)
-    cold = run_cold(build, folder, env, count)
+    plain_out = os.path.join(folder, "plain-out")
+    plain, cold = [], []
+    for _ in range(count):  # taken in turns: this shared machine's speed drifts by a tenth within minutes
+        plain.append(run_plain(library, plain_out, env))
+        cold.append(run_cold(build, folder, env))
+    plain_bytes = folder_bytes(plain_out)
     flashgen_bytes = folder_bytes(os.path.join(folder, "out"))
     notes = notes_built(build, env)
     warm = [measure(build, env, "warm rebuild") for _ in range(count)]
