@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Mapping
 
 from . import __version__
 from .model import Diagnostic, Location, Severity
-from .notetype import notetype_hash
+from .notetype import notetype_sources_hash
 
 if TYPE_CHECKING:
     from .build import BuildOptions, Plan
@@ -64,7 +64,7 @@ def settings_key(options: BuildOptions) -> str:
     parts = (
         __version__,
         RENDER_VERSION,
-        notetype_hash(),
+        notetype_sources_hash(),
         options.split,
         repr(options.threshold),
         json.dumps(sorted(s.title_overrides.items())),

@@ -42,6 +42,29 @@ def test_ids_are_the_documented_derivation_and_fit_anki():
     assert len(set(ids)) == len(ids) and all(0 < i < 2**63 for i in ids)
 
 
+def test_a_rebuild_that_keeps_every_book_still_sees_a_pygments_upgrade(seeds, monkeypatch):
+    """The state check keys on what the note type's CSS is made from (theme.css_sources), not the
+    CSS itself: pygments' version stands for its styles. An upgrade reads the books again, and the
+    packages come out as the CSS they now need; one whose styles did not change, byte for byte."""
+    import pygments
+
+    root, paths = seeds
+    first = build([str(root / "src")], BuildOptions(**paths, build_time=T0))
+    before = {p: Path(p).read_bytes() for p in first.written}
+    assert build([str(root / "src")], BuildOptions(**paths, build_time=T1)).written == ()
+
+    monkeypatch.setattr(pygments, "__version__", pygments.__version__ + ".post1")
+    upgraded = build([str(root / "src")], BuildOptions(**paths, build_time=T1))
+    assert sorted(upgraded.written) == sorted(before) and upgraded.changed_notes == 0
+    assert {p: Path(p).read_bytes() for p in upgraded.written} == before
+
+    monkeypatch.setattr(notetype, "note_css", lambda: "/* the next pygments' colours */")
+    monkeypatch.setattr(pygments, "__version__", pygments.__version__ + ".post2")
+    restyled = build([str(root / "src")], BuildOptions(**paths, build_time=T1))
+    assert sorted(restyled.written) == sorted(before)
+    assert json.loads(Path(paths["lock_path"]).read_text())["notetype"]["mod"] == T1
+
+
 def _import(col, paths, **options):
     totals = dict.fromkeys(("new", "updated", "duplicate", "conflicting"), 0)
     for path in paths:
@@ -179,7 +202,7 @@ def test_decks_from_before_the_ids_take_them_on_the_next_import(seeds, monkeypat
         lambda: [{"name": "Card", "qfmt": notetype.FRONT_TEMPLATE, "afmt": notetype.BACK_TEMPLATE}],
     )
     monkeypatch.setattr(notetype, "notetype_hash", lambda: "0123456789abcdef")  # the lock's
-    monkeypatch.setattr(state, "notetype_hash", lambda: "0123456789abcdef")  # the state file's settings key
+    monkeypatch.setattr(state, "notetype_sources_hash", lambda: "0123456789abcdef")  # the state file's settings key
     report = build([str(root / "src")], BuildOptions(**paths, build_time=T0))
     monkeypatch.undo()
     with fresh_collection(root / "anki") as col:
