@@ -69,15 +69,17 @@ def _pygments_css(style: str, selectors: list[str]) -> str:
 
 
 def css_sources() -> tuple[str, ...]:
-    """What :func:`note_css` is made from, without making it: this module's rules and style names,
-    and the version of pygments, whose styles give the code colours.
+    """What :func:`note_css` is made from, without making it: every constant of this module (its
+    rules, style names and night-mode selectors, and any added later), and the version of
+    pygments, whose styles give the code colours.
 
     Making the CSS means loading pygments' formatter and styles (11-15 ms); this costs a version
     lookup. The state check of every build, no-op included, keys on it (state.settings_key).
     """
     from pygments import __version__ as pygments_version
 
-    return (_BASE_CSS, _DARK_CARD, _DARK_SCOPED, LIGHT_STYLE, DARK_STYLE, *_NIGHT, f"pygments {pygments_version}")
+    constants = sorted((name, value) for name, value in globals().items() if not name.startswith("__") and isinstance(value, (str, tuple)))
+    return (*(f"{name}={value!r}" for name, value in constants), f"pygments {pygments_version}")
 
 
 @lru_cache(maxsize=None)

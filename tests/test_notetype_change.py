@@ -65,6 +65,20 @@ def test_a_rebuild_that_keeps_every_book_still_sees_a_pygments_upgrade(seeds, mo
     assert json.loads(Path(paths["lock_path"]).read_text())["notetype"]["mod"] == T1
 
 
+def test_every_constant_the_css_is_made_from_moves_the_state_key(monkeypatch):
+    """A no-op keys on theme.css_sources, not on the CSS: each of theme.py's constants is in it."""
+    import flashgen.theme as theme
+
+    constants = [name for name, value in vars(theme).items() if not name.startswith("__") and isinstance(value, (str, tuple))]
+    assert {"_BASE_CSS", "_DARK_CARD", "_DARK_SCOPED", "LIGHT_STYLE", "DARK_STYLE", "_NIGHT"} <= set(constants)
+    before = notetype.notetype_sources_hash()
+    for name in constants:
+        with monkeypatch.context() as patched:
+            value = getattr(theme, name)
+            patched.setattr(theme, name, value + (" ",) if isinstance(value, tuple) else value + " ")
+            assert notetype.notetype_sources_hash() != before, name
+
+
 def _import(col, paths, **options):
     totals = dict.fromkeys(("new", "updated", "duplicate", "conflicting"), 0)
     for path in paths:
