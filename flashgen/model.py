@@ -133,7 +133,7 @@ class FlashgenError(Exception):
 
 
 # Bump when the HTML produced for the same input changes: it keys the render cache.
-RENDER_VERSION = "2"
+RENDER_VERSION = "3"
 DEFAULT_THRESHOLD = 0.85  # dedupe: how alike two cards' answers are before they are one note
 DEFAULT_DECK_TEMPLATE = "{book}::{number} {chapter}"
 

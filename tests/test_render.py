@@ -127,6 +127,23 @@ def test_code_is_class_based_and_lexers_are_made_once():
     assert _lexer.cache_info().misses == 1
 
 
+def test_an_unknown_language_is_plain_text_whatever_pygments_plugins_are_installed(monkeypatch):
+    """A plugin's lexer would make the same card render differently on another machine, under the same cache key."""
+    import pygments.plugin
+
+    def installed_plugins(group):
+        raise AssertionError(f"looked for {group} plugins")
+
+    monkeypatch.setattr(pygments.plugin, "iter_entry_points", installed_plugins)
+    _lexer.cache_clear()
+    try:
+        html = render_markdown("```flashgen-no-such-language\nx = <1>\n```\n\n```python\nx = 1\n```").html
+    finally:
+        _lexer.cache_clear()  # the next test must not get lexers made under this patch
+    assert '<div class="highlight" data-lang="flashgen-no-such-language"><pre><span></span>x = &lt;1&gt;\n</pre></div>' in html
+    assert '<span class="n">x</span>' in html
+
+
 def test_the_languages_found_before_rendering_are_every_corpus_card_needs(monkeypatch):
     """Workers inherit the lexers made before they start (workers.worker_pool): made from these languages."""
     import flashgen.render as render
