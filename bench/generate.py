@@ -39,7 +39,12 @@ def card_blocks(corpus: str) -> list[str]:
 
 
 def tag_book(block: str, book: int) -> str:
-    return re.sub(r"(^|\$\$):p ", lambda m: f"{m.group(1)}:p [B{book}] ", block, flags=re.M)
+    """The block's questions tagged with the book, so that the books do not merge with each other.
+
+    The tag is plain text to markdown, as 91% of the real questions are (1,139 of 1,252 in the corpus and seeds):
+    a '[B0]' tag made every generated question markdown, and rendered so, where real ones are not.
+    """
+    return re.sub(r"(^|\$\$):p ", lambda m: f"{m.group(1)}:p (B{book}) ", block, flags=re.M)
 
 
 def generate(corpus: str, out: str, questions: int = 100_000) -> dict:
