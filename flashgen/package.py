@@ -34,6 +34,10 @@ from .theme import note_css
 __all__ = ["PackageNote", "MediaFile", "write_package", "prepare_package", "package_bytes", "deck_id"]
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+# Deflate was half of packaging at zlib's default level, 6. On a 1.5 MB collection (552 notes),
+# best of 5: level 6 29.7 ms and 232 KB, level 3 10.3 ms and 263 KB (13% larger), level 1 9.0 ms
+# and 285 KB. Packages stay far under the plain script's (0.11-0.20x its bytes at level 6).
+_ZIP_LEVEL = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +137,11 @@ def package_bytes(notes: Sequence[PackageNote], media: Sequence[MediaFile], note
     media = sorted(media, key=lambda m: m.name)
     manifest = json.dumps({str(i): m.name for i, m in enumerate(media)}, sort_keys=True)
     buffer = io.BytesIO()
-    # zlib's default level 6 (entries carry no level of their own): on a 1.5 MB collection level 9
-    # saves 1.3% of the bytes for twice the time, level 1 is 2.4x faster but 23% larger
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(_zip_entry("collection.anki2"), collection)
-        archive.writestr(_zip_entry("media"), manifest)
+        archive.writestr(_zip_entry("collection.anki2"), collection, compresslevel=_ZIP_LEVEL)
+        archive.writestr(_zip_entry("media"), manifest, compresslevel=_ZIP_LEVEL)
         for i, item in enumerate(media):
-            archive.writestr(_zip_entry(str(i)), item.data)
+            archive.writestr(_zip_entry(str(i)), item.data, compresslevel=_ZIP_LEVEL)
     return buffer.getvalue()
 
 
