@@ -43,6 +43,20 @@ def test_parser_accounts_for_every_question(text):
         assert d.location.path == "fuzz.md" and d.location.line >= 0
 
 
+@fuzz
+@given(soup | st.text(alphabet=st.sampled_from(list("htps:/w.ab *_`[]()<>!|~\n")), max_size=60))
+def test_text_with_no_url_renders_the_same_without_the_url_plugin(text):
+    """render.py leaves mistune's url plugin out where the text has no 'http://' or 'https://' (it is faster so)."""
+    from flashgen.render import _markdown
+
+    if "http://" in text or "https://" in text:
+        return
+    (with_urls, renderer_a), (without, renderer_b) = _markdown(urls=True), _markdown(urls=False)
+    renderer_a.images, renderer_b.images = [], []
+    assert without(text) == with_urls(text)
+    assert renderer_b.images == renderer_a.images
+
+
 safe_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,.", min_size=1, max_size=30).map(str.strip).filter(bool)
 closers = st.sampled_from(["x??", "x??", "x??", "???x", ":x??", "??", "??x"])
 separators = st.sampled_from(["\n---\n", "\n---\n", "\n---   \n---\n", "\n", "\n\n"])
