@@ -706,7 +706,7 @@ class _Decoded:
 
 def _decode(data: bytes) -> _Decoded:
     """The one place that decides how a file's bytes become text (UTF-8, UTF-8 with BOM, UTF-16 with BOM)."""
-    if not data.strip():
+    if not data or data.isspace():  # as `not data.strip()`, without copying the file
         return _Decoded(None, ("empty-file", "file is empty", 0), ())
     notes: list[tuple[Severity, str, str]] = []
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -730,7 +730,7 @@ def _decode(data: bytes) -> _Decoded:
             return _Decoded(None, ("not-utf8", message, line), ())
         if "\x00" in text:
             return _Decoded(None, binary, ())
-    if "\r" in text.replace("\r\n", ""):
+    if "\r" in text and "\r" in text.replace("\r\n", ""):  # the copy only where there is a \r
         notes.append((Severity.NOTICE, "cr-line-endings", "lone carriage returns read as line breaks"))
     return _Decoded(text, None, tuple(notes))
 
