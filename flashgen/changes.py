@@ -15,6 +15,7 @@ tried in this order:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Iterable, Mapping
 
 from .lockfile import NoteState
@@ -35,6 +36,11 @@ class Change:
 
     def as_dict(self) -> dict[str, str]:
         return {"guid": self.guid, "book": self.book, "deck": self.deck, "question": self.question}
+
+
+# Change's own order, its fields in turn, as a key: compared as plain tuples, not by the
+# dataclass's __lt__, which builds two tuples per comparison (0.4 s for 56,499 new notes)
+_IN_ORDER = attrgetter("book", "deck", "question", "guid")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +98,7 @@ def classify(
         else:
             kinds["unchanged"].append(change)
     kinds["removed"] = list(removed)
-    return Changes(**{kind: tuple(sorted(changes)) for kind, changes in kinds.items()}, fresh_decks=fresh_decks)
+    return Changes(**{kind: tuple(sorted(changes, key=_IN_ORDER)) for kind, changes in kinds.items()}, fresh_decks=fresh_decks)
 
 
 def removed_notes(keys: Iterable[str], lock_notes: Mapping[str, NoteState], title_of: Mapping[str, str]) -> tuple[Change, ...]:
@@ -102,4 +108,4 @@ def removed_notes(keys: Iterable[str], lock_notes: Mapping[str, NoteState], titl
         state = lock_notes[key]
         book = title_of.get(state.book, state.book) if state.book else state.deck.split("::", 1)[0]
         found.append(Change(book, state.deck, state.question or "(question not recorded)", key))
-    return tuple(sorted(found))
+    return tuple(sorted(found, key=_IN_ORDER))
