@@ -105,7 +105,9 @@ def normalise(text: str) -> str:
     (including around operators, where copies differ most) and trailing
     punctuation.
     """
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).casefold()
+    if not text.isascii():  # NFKC leaves ASCII as it is, and _QUOTES maps no ASCII character
+        text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    text = text.casefold()
     text = _DELIMITERS.sub("$", text)
     text = _EMPHASIS.sub("", text)
     text = " ".join(text.split())  # str.split's white space is the regex \s
