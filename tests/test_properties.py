@@ -57,6 +57,29 @@ def test_text_with_no_url_renders_the_same_without_the_url_plugin(text):
     assert renderer_b.images == renderer_a.images
 
 
+CODE_PIECES = [
+    "def ", "class ", "return ", "import ", "from ", "if ", "else", "for ", "in ", "lambda", "SELECT ", "FROM ", "WHERE ",
+    "public ", "static ", "void ", "int ", "String ", "fn ", "let ", "const ", "var ", "function ", "=>", "->", "::", ":",
+    "(", ")", "[", "]", "{", "}", "<", ">", "=", "==", "+", "-", "*", "**", "/", "//", "%", "@", "&", "|", "^", "~", "!",
+    "'", '"', "'''", '"""', "f'", 'rb"', "`", "${", "$x", "#", "# note", "--", "/*", "*/", "<<EOF", "\\", "\\n", "\t",
+    "0x1F", "3.14", "1e-9", "42", "_x", "self", "None", "True", "print", "\n", "\n    ", " ", ";", ",", ".", "é", "中",
+]  # fmt: skip
+code_soup = st.lists(st.sampled_from(CODE_PIECES) | st.text(max_size=3), max_size=80).map("".join)
+
+
+@fuzz
+@given(code_soup, st.sampled_from(["python", "java", "sql", "bash", "javascript", "rust", "markdown", "r", "go"]))
+def test_joined_lexer_rules_give_pygments_own_tokens(code, language):
+    """lexing.accelerate changes how a lexer's rules are tried, never which tokens come out."""
+    from pygments.lexers import get_lexer_by_name
+
+    from flashgen.lexing import accelerate
+
+    plain, joined = (get_lexer_by_name(language, stripnl=False, ensurenl=True) for _ in range(2))
+    accelerate(joined)
+    assert list(joined.get_tokens(code)) == list(plain.get_tokens(code))
+
+
 safe_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,.", min_size=1, max_size=30).map(str.strip).filter(bool)
 closers = st.sampled_from(["x??", "x??", "x??", "???x", ":x??", "??", "??x"])
 separators = st.sampled_from(["\n---\n", "\n---\n", "\n---   \n---\n", "\n", "\n\n"])

@@ -260,3 +260,71 @@ def test_math_scan_stays_linear_on_hostile_text(shape):
     small, large = best(6000), best(12000)
     assert large < 3.5 * small + 0.01
     assert len(math_problems(shape * 6000)) <= 21  # the first twenty, and a count of the rest
+
+
+# --- joined lexer rules (lexing.py) ---------------------------------------------------------
+
+OTHER_LEXERS = ("python", "java", "sql", "bash", "javascript", "typescript", "go", "rust", "yaml", "json", "markdown", "r")
+
+
+def _corpus_code_blocks() -> list[tuple[str, str]]:
+    import mistune
+
+    blocks: list[tuple[str, str]] = []
+
+    class Blocks(mistune.HTMLRenderer):
+        def block_code(self, code, info=None):
+            blocks.append((_language_of(info), code))
+            return ""
+
+    md = mistune.create_markdown(renderer=Blocks(escape=True))
+    for path in corpus_files():
+        for card in parse_file(path).cards:
+            for text in (card.answer, card.context):
+                if "```" in text or "~~~" in text:
+                    md(text)
+    return blocks
+
+
+def _language_of(info):
+    from flashgen.render import _language
+
+    return _language(info)
+
+
+def _lexer_pair(language: str):
+    """Two lexers of a language, as render.py makes them: pygments' own, and one with joined rules."""
+    from flashgen.lexing import accelerate
+
+    plain, joined = (type(_lexer(language))(stripnl=False, ensurenl=True) for _ in range(2))
+    return plain, joined, accelerate(joined)
+
+
+def test_joined_rules_give_pygments_own_tokens_on_every_corpus_block_in_many_languages():
+    """Each block lexed as its own language and as every other one: the states and recoveries of many lexers."""
+    from flashgen.lexing import _joined
+
+    blocks = _corpus_code_blocks()
+    assert len(blocks) > 100
+    for language in sorted({language for language, _ in blocks} | set(OTHER_LEXERS)):
+        plain, joined, accelerated = _lexer_pair(language)
+        if language in ("python", "java", "sql", "javascript", "markdown", "r"):  # every state joined, none left to pygments
+            assert accelerated and all(_joined(rules) is not None for rules in plain._tokens.values()), language
+        for _, code in blocks[:: 1 if language in OTHER_LEXERS[:4] else 5]:
+            assert list(joined.get_tokens(code)) == list(plain.get_tokens(code)), (language, code[:200])
+
+
+def test_a_language_switches_to_joined_rules_with_the_same_html(monkeypatch):
+    import flashgen.render as render
+
+    code = "```python\ndef f(x: int) -> str:\n    return f'{x!r:>8}'  # done\n```"
+    _lexer.cache_clear()
+    expected = render_markdown(code).html
+    monkeypatch.setattr(render, "JOIN_RULES_AFTER", 10)
+    monkeypatch.setattr(render, "_LEXED", {})
+    try:
+        first = render_markdown(code).html  # crosses the threshold: the rules are joined after it
+        assert "get_tokens_unprocessed" in vars(render._lexer("python"))  # lexing.accelerate's
+        assert render_markdown(code).html == first == expected
+    finally:
+        _lexer.cache_clear()
