@@ -634,7 +634,7 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
     from flashgen.assemble import finish, render_all
     from flashgen.build import BuildOptions, _package_task, plan
     from flashgen.lockfile import Lock
-    from flashgen.render import code_languages
+    from flashgen.render import JOIN_RULES_AFTER, code_languages
 
     the_plan = plan([library], jobs=1)
     members = [(n, b, c) for b in the_plan.books for c in b.chapters for n in c.notes]
@@ -650,10 +650,13 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
     moving = (time.process_time() - started) * len(notes) / len(sample)
     languages = sorted(code_languages(text for n in notes for text in (n.answer, n.context)))
     probe = (
-        "import sys, time; from flashgen.render import prepare, _lexer; prepare(); t = time.process_time(); "
-        "[_lexer(name) for name in sys.argv[1:]]; print(time.process_time() - t)"
+        "import sys, time; from flashgen.render import prepare, _lexer; from flashgen.lexing import _joined; prepare(); "
+        "t = time.process_time(); lexers = [_lexer(name) for name in sys.argv[1:]]; made = time.process_time() - t; "
+        "[_joined(rules) for lexer in lexers for rules in getattr(lexer, '_tokens', {}).values()]; "
+        "print(made, time.process_time() - t - made)"
     )
-    lexers = float(subprocess.run([sys.executable, "-c", probe, *languages], env=env, capture_output=True, text=True, check=True).stdout)
+    made = subprocess.run([sys.executable, "-c", probe, *languages], env=env, capture_output=True, text=True, check=True).stdout
+    lexers, joining = map(float, made.split())
     cores = os.cpu_count() or 1
     return [
         f"{FIGURES['cpu'].split(' at ')[0]}: the parallel build used {parallel - single:.2f} s more CPU than one process; measured here:",
@@ -661,8 +664,11 @@ def crossing_reason(library: str, parallel: float, single: float, env: dict) -> 
         f" finished fields back where a package is made in pieces): {moving:.2f} s of pickling and unpickling",
         f"  building the {len(languages)} pygments lexers the code blocks use, which each of the {cores} workers does for itself"
         f" where one process does it once: {lexers:.2f} s each",
-        f"  the rest, {parallel - single - moving - lexers * (cores - 1):.2f} s, is not taken apart here: the pool's threads and"
-        f" pipes, and the pages workers copy as they touch them",
+        f"  joining those lexers' rules (lexing.py), which each worker does once it has lexed {JOIN_RULES_AFTER:,} characters"
+        f" of a language: at most {joining:.2f} s each, every state joined",
+        f"  the rest, {parallel - single - moving - (lexers + joining) * (cores - 1):.2f} s, is not taken apart here: the pool's"
+        f" threads and pipes, the first {JOIN_RULES_AFTER:,} characters each worker lexes before it joins, and the pages"
+        f" workers copy as they touch them",
     ]
 
 
