@@ -39,7 +39,7 @@ def accelerate(lexer) -> bool:
     """
     if type(lexer).get_tokens_unprocessed is not RegexLexer.get_tokens_unprocessed:
         return False
-    joined: dict[str, Callable | None] = {}
+    joined: dict[str, tuple[Callable, dict[int, tuple]] | None] = {}  # by state, made on its first visit
     lexer.get_tokens_unprocessed = lambda text, stack=("root",): _tokens(lexer, joined, text, stack)
     return True
 
