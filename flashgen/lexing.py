@@ -69,17 +69,20 @@ def _joined(rules) -> tuple[Callable, dict[int, tuple]] | None:
 
 def _tokens(lexer, joined: dict, text: str, stack=("root",)) -> Iterator[tuple[int, object, str]]:
     """``RegexLexer.get_tokens_unprocessed``, each state's rules tried at once."""
-    pos = 0
     tokendefs = lexer._tokens
-    statestack = list(stack)
-    state = statestack[-1]
-    while True:
+
+    def rules_of(state: str):  # as pygments' loop, looked up when the state changes, not for every token
         if state not in joined:
             joined[state] = _joined(tokendefs[state])
-        found = joined[state]
+        return tokendefs[state], joined[state]
+
+    pos = 0
+    statestack = list(stack)
+    statetokens, found = rules_of(statestack[-1])
+    while True:
         rule = m = None
         if found is None:
-            for candidate in tokendefs[state]:
+            for candidate in statetokens:
                 m = candidate[0](text, pos)
                 if m:
                     rule = candidate
@@ -97,7 +100,7 @@ def _tokens(lexer, joined: dict, text: str, stack=("root",)) -> Iterator[tuple[i
                 return
             if text[pos] == "\n":
                 statestack = ["root"]
-                state = "root"
+                statetokens, found = rules_of("root")
                 yield pos, Whitespace, "\n"
             else:
                 yield pos, Error, text[pos]
@@ -129,4 +132,4 @@ def _tokens(lexer, joined: dict, text: str, stack=("root",)) -> Iterator[tuple[i
                 statestack.append(statestack[-1])
             else:
                 raise AssertionError(f"wrong state def: {new_state!r}")
-            state = statestack[-1]
+            statetokens, found = rules_of(statestack[-1])

@@ -12,6 +12,7 @@ import pytest
 
 from flashgen import parse_file
 from flashgen.render import (
+    _language,
     _lexer,
     code_languages,
     finish_images,
@@ -274,7 +275,7 @@ def _corpus_code_blocks() -> list[tuple[str, str]]:
 
     class Blocks(mistune.HTMLRenderer):
         def block_code(self, code, info=None):
-            blocks.append((_language_of(info), code))
+            blocks.append((_language(info), code))
             return ""
 
     md = mistune.create_markdown(renderer=Blocks(escape=True))
@@ -284,12 +285,6 @@ def _corpus_code_blocks() -> list[tuple[str, str]]:
                 if "```" in text or "~~~" in text:
                     md(text)
     return blocks
-
-
-def _language_of(info):
-    from flashgen.render import _language
-
-    return _language(info)
 
 
 def _lexer_pair(language: str):
