@@ -448,13 +448,12 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
                 return shared_map(function, work, None)
             if pool is not None:
                 return shared_map(function, work, pool)
-            # workers of their own, for exactly this: the cards' lexers are made before they fork, so
-            # they inherit them; they only render, so genanki is loaded after they stop; and they stop
-            # before the cache is written and the packages made (left idle, each kept its 16-18 MB
-            # while this process did that)
-            languages = code_languages(text for texts in work for text in texts)
-            with worker_pool(jobs - 1, packages=False, languages=languages) as rendering:  # this process works too
-                return shared_map(function, work, rendering)
+            # workers of their own, for exactly this: they only render, so genanki is loaded after they
+            # stop; and they stop before the cache is written and the packages made (left idle, each
+            # kept its 16-18 MB while this process did that). Each process makes the lexers of the
+            # cards it meets, and the cards are handed out by language, so the two make few of the same.
+            with worker_pool(jobs - 1, packages=False) as rendering:  # this process works too
+                return shared_map(function, work, rendering, kinds=[code_languages(texts) for texts in work])
 
         cards = iter(render_all(texts, cache, card_by_card))
         for _, members in ordered:

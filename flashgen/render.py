@@ -137,28 +137,27 @@ def _builtin_languages() -> frozenset[str]:
     return frozenset(alias for _, aliases, _, _ in get_all_lexers(plugins=False) for alias in aliases)
 
 
-def prepare(languages: Iterable[str] = ()) -> None:
-    """Import mistune and pygments, set up the markdown parser and the lexers for ``languages`` now,
+def prepare() -> None:
+    """Import mistune and pygments and set up the markdown parsers and the plain-text lexer now,
     rather than on the first card that needs them.
 
-    Called before worker processes fork, so that they inherit all of it instead of each doing it
-    again: a lexer's regexes compile on its first use (Python 50 ms, SQL 20 ms), and a worker that
-    compiled a book's lexers for itself held 6 MB more of its own memory (13 MB against 7 MB after
-    rendering ai-engineering).
+    Called before worker processes fork, so that they inherit it instead of each doing it again.
+    Lexers for languages are made where they are first needed: a lexer's regexes compile on its
+    first use (Python 30-50 ms, SQL 20 ms), and workers that render beside this process are given
+    cards of other languages than this process's (workers.ends_apart), so that the two share
+    the work of making them.
     """
     _markdown(urls=True)
     _markdown(urls=False)
     _lexer("text")
-    for language in sorted(set(languages)):
-        _lexer(language)
 
 
 def code_languages(texts: Iterable[str]) -> set[str]:
     """The languages the fenced code blocks in these markdown texts may name, as :func:`highlight_code` names them.
 
-    Every run of three backticks or tildes counts, wherever it is: a language too many only
-    makes a lexer early, and one missed (an info string written with escapes) is made when
-    its first block is rendered.
+    Workers that render beside this process are given cards by these languages (workers.ends_apart).
+    Every run of three backticks or tildes counts, wherever it is: a language too many or one
+    missed (an info string written with escapes) only changes which process makes its lexer.
     """
     return {_language(m.group(1)) for text in texts if "``" in text or "~~" in text for m in _FENCE_INFO.finditer(text)}
 

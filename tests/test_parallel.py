@@ -153,6 +153,29 @@ def test_a_shared_map_keeps_order_and_works_in_this_process_too():
     assert os.getpid() in pids and len(set(pids)) == 2
 
 
+def test_items_are_handed_out_by_kind_with_the_kinds_apart_at_the_two_ends():
+    """Cards that need the same lexer go together; the languages are divided between the workers' end (the
+    front) and this process's (the back) in proportion to the processes at each, the most needed first
+    where it fits; a card is placed by its most needed language, and cards with no code are where the two meet."""
+    from flashgen.workers import ends_apart
+
+    kinds = [{"python"}, set(), {"sql"}, {"python", "sql"}, {"java"}, {"python"}, set(), {"sql"}, {"python"}, {"r"}]
+    # python is needed 4 times of 9, which fits in half: this process's, at the back
+    assert ends_apart(kinds, workers=1) == [4, 9, 2, 7, 1, 6, 0, 3, 5, 8]
+    # with three workers only a quarter is this process's: java and r
+    assert ends_apart(kinds, workers=3) == [0, 3, 5, 8, 2, 7, 1, 6, 4, 9]
+    assert ends_apart([set()] * 3, workers=1) == [0, 1, 2]
+    assert ends_apart([], workers=1) == []
+
+
+def test_a_shared_map_by_kind_keeps_input_order():
+    from flashgen.workers import shared_map, worker_pool
+
+    items = list(range(-100, 100))
+    with worker_pool(1) as pool:
+        assert shared_map(abs, items, pool, kinds=[{"odd"} if i % 2 else set() for i in items]) == [abs(i) for i in items]
+
+
 def test_a_package_assembled_in_pieces_is_the_package_assembled_whole():
     """A large package goes to the workers in pieces, packaged where they meet: the same bytes, notes and problems."""
     from flashgen.assemble import assemble, joined, packaged

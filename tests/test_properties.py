@@ -121,7 +121,7 @@ def test_renderer_output_is_inert(text):
 @fuzz
 @given(soup)
 def test_every_lexer_a_text_needs_is_one_its_languages_name(text):
-    """What workers inherit (render.prepare) covers what rendering then asks for; one too many is harmless."""
+    """The languages cards are handed out by (workers.ends_apart) name every lexer rendering then asks for; one too many is harmless."""
     import flashgen.render as render
 
     used: list[str] = []

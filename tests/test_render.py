@@ -146,7 +146,8 @@ def test_an_unknown_language_is_plain_text_whatever_pygments_plugins_are_install
 
 
 def test_the_languages_found_before_rendering_are_every_corpus_card_needs(monkeypatch):
-    """Workers inherit the lexers made before they start (workers.worker_pool): made from these languages."""
+    """Cards are handed to the processes that render them by these languages (workers.ends_apart), so that
+    each process makes the lexers of its own cards: they must name every lexer a card needs."""
     import flashgen.render as render
 
     used: list[str] = []
