@@ -446,14 +446,15 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
         def card_by_card(function, work: list) -> list:
             if jobs <= 1 or len(work) < render_from():
                 return shared_map(function, work, None)
+            kinds = [code_languages(texts) for texts in work]
             if pool is not None:
-                return shared_map(function, work, pool)
+                return shared_map(function, work, pool, kinds=kinds)
             # workers of their own, for exactly this: they only render, so genanki is loaded after they
             # stop; and they stop before the cache is written and the packages made (left idle, each
             # kept its 16-18 MB while this process did that). Each process makes the lexers of the
             # cards it meets, and the cards are handed out by language, so the two make few of the same.
             with worker_pool(jobs - 1, packages=False) as rendering:  # this process works too
-                return shared_map(function, work, rendering, kinds=[code_languages(texts) for texts in work])
+                return shared_map(function, work, rendering, kinds=kinds)
 
         cards = iter(render_all(texts, cache, card_by_card))
         for _, members in ordered:
