@@ -488,18 +488,28 @@ def size_rows(m: Measured, targets: dict[str, Target]) -> list[Row]:
     return [Row(key, FIGURES[key], figures[key][0], target, figures[key][1]) for key, target in targets.items()]
 
 
-def necessary_work(library: str) -> tuple[float, float, int]:
-    """CPU seconds, in one process, of the two things no cold build can skip: (render, package, unique notes).
+@dataclass(frozen=True)
+class StageWork:
+    """CPU seconds, in one process, of a library's stages: planning (parse, dedupe, organise), rendering
+    every unique note once (mistune + pygments), and writing every note into its book's package
+    (genanki, SQLite, deflate)."""
 
-    Rendering every unique note once (mistune + pygments) and writing every note into a
-    package (genanki, SQLite, deflate) are required work; a cold build cannot take less wall
-    time than their sum divided by the cores, whatever else it does.
-    """
+    plan: float
+    render: float
+    package: float
+    notes: int
+
+
+def stage_work(library: str) -> StageWork:
+    """The CPU of each stage for ``library``, measured here: rendering and packaging are work no cold
+    build can skip, and a cold build cannot take less wall time than their sum over the cores."""
     from flashgen.build import plan
     from flashgen.package import PackageNote, package_bytes
     from flashgen.render import render_card
 
+    started = time.process_time()
     the_plan = plan([library], jobs=1)
+    planning = time.process_time() - started
     render = package = 0.0
     for book in the_plan.books:
         notes = [n for chapter in book.chapters for n in chapter.notes]
@@ -516,27 +526,31 @@ def necessary_work(library: str) -> tuple[float, float, int]:
             0,
         )
         package += time.process_time() - started
-    return render, package, len(the_plan.deduped.notes)
+    return StageWork(planning, render, package, len(the_plan.deduped.notes))
 
 
 def cold_reason(m: Measured, folder: str, env: dict, startup: StartUp) -> list[str]:
     """The ceiling on the cold-build ratio on this machine: necessary work, and the whole build in one process, over the
-    cores; then with its start-up (interpreter and imports), which comes before any work can be shared, kept whole."""
+    cores; then with its start-up (interpreter and imports), which comes before any work can be shared, kept whole;
+    and, for a library too small to parse on workers, with only rendering shared, as it is at that size."""
+    from flashgen.collect import collect_existing
+    from flashgen.workers import worth_workers
+
     plain = fastest(m.plain)
     cores = os.cpu_count() or 1
-    render_cpu, package_cpu, unique = necessary_work(m.library.path)
+    work = stage_work(m.library.path)
     one_out, one_lock = os.path.join(folder, "out-one-process"), os.path.join(folder, "one-process.lock")
     clear(one_out, one_lock)
     command = [sys.executable, "-m", "flashgen.cli", "build", m.library.path, "-o", one_out, "--lock", one_lock, "--no-cache", "--jobs", "1", "-q"]
     whole_cpu = cpu_seconds(command, env)
-    floor = (render_cpu + package_cpu) / cores
+    floor = (work.render + work.package) / cores
     fixed = min(startup.imports["rebuild"], whole_cpu)
     shared = fixed + (whole_cpu - fixed) / cores
-    return [
+    lines = [
         "cold build: the ceiling on its ratio on this machine",
-        f"  rendering the {unique:,} unique notes once (mistune + pygments): {render_cpu:.2f} s of CPU "
-        f"({render_cpu / max(unique, 1) * 1000:.2f} ms/note)",
-        f"  writing them into packages (genanki, SQLite, deflate): {package_cpu:.2f} s of CPU",
+        f"  rendering the {work.notes:,} unique notes once (mistune + pygments): {work.render:.2f} s of CPU "
+        f"({work.render / max(work.notes, 1) * 1000:.2f} ms/note)",
+        f"  writing them into packages (genanki, SQLite, deflate): {work.package:.2f} s of CPU",
         f"  on {cores} cores no cold build takes less than {floor:.2f} s, nor beats the plain script by more than "
         f"{plain / floor:.2f}x, before any parsing or deduplication",
         f"  the whole cold build in one process (--jobs 1 --no-cache): {whole_cpu:.2f} s of CPU; split perfectly "
@@ -544,23 +558,41 @@ def cold_reason(m: Measured, folder: str, env: dict, startup: StartUp) -> list[s
         f"  of which starting Python and importing every stage, mistune, pygments and genanki take {fixed:.2f} s before "
         f"anything can be shared; the rest split perfectly: {shared:.2f} s, {plain / shared:.2f}x",
     ]
+    if not worth_workers(collect_existing([m.library.path]).files):
+        rendering_shared = whole_cpu - work.render + work.render / cores
+        lines.append(
+            f"  at this size only rendering is shared: the files are too small to parse on workers (under 1 MiB), "
+            f"planning takes {work.plan:.2f} s, and each book is one package, made in one process; the build in one "
+            f"process with its rendering split perfectly: {rendering_shared:.2f} s, {plain / rendering_shared:.2f}x"
+        )
+    return lines
 
 
 def fixed_cost_reason(key: str, m: Measured, startup: StartUp) -> list[str]:
-    """How much of a rebuild is only starting Python and importing what it runs, and the ratio that alone allows.
+    """How much of a rebuild is only starting Python and importing what it runs, and the ratio that alone allows;
+    for a changed answer, also what its book's package alone adds.
 
     A no-op imports the command and the orchestrator; a rebuild that reads a book again also
-    imports every stage, mistune, pygments and genanki.
+    imports every stage, mistune, pygments and genanki, and writes that book's package again.
     """
     plain, took = fastest(m.plain), fastest(m.warm if key == "warm" else m.one)
     bare = startup.bare_and_version[0]
     fixed = startup.imports["no-op" if key == "warm" else "rebuild"]
     what = "the command and build.py" if key == "warm" else "every stage, mistune, pygments and genanki"
-    return [
+    lines = [
         f"{FIGURES[key]}: {took:.2f} s, of which {fixed:.2f} s ({fixed / took:.0%}) is fixed cost: "
         f"interpreter start {bare:.3f} s + importing {what} {fixed - bare:.3f} s (min of 5)",
         f"  a flashgen that did nothing but start would reach at most {plain:.2f} s / {fixed:.2f} s = {plain / fixed:.1f}x",
     ]
+    if key == "one":
+        book = stage_work(os.path.dirname(m.library.victim))
+        least = fixed + book.package
+        lines.append(
+            f"  the changed book is written again whole (a package per book, which Anki imports whole): its package "
+            f"takes {book.package:.2f} s of CPU, so at most {plain:.2f} s / {least:.2f} s = {plain / least:.1f}x; "
+            f"reading the book again (parse, dedupe, organise) takes {book.plan:.2f} s more"
+        )
+    return lines
 
 
 def memory_reason(m: Measured, build: list[str], folder: str, env: dict) -> list[str]:
