@@ -765,15 +765,15 @@ def book_of(data: bytes, path: str) -> str:
 
     Lets a build find the files of each book cheaply, to skip the books that did not change.
     """
-    fallback = _meta_from_name(path)[0]
     text = _decode(data).text
     if text is None:
-        return fallback  # parse_bytes names an unusable file's book the same way
+        return _meta_from_name(path)[0]  # parse_bytes names an unusable file's book the same way
     for match in _LINE.finditer(text):  # lazily: the header is near the top, files can be large
         line = _CONTROL_CHARS.sub("\ufffd", match.group(1))
         kind = _classify(line)
         if kind == HEADER:
             return _HEADER.match(line).group("source").strip()
         if kind in (HEADING, QUESTION, GLUED_QUESTION):
-            return fallback  # a card started first: the file has no header
-    return fallback
+            break  # a card started first: the file has no header
+    # the name is read only without a header: a third of the time of this function (4,095 files: 0.13 s of 0.37 s)
+    return _meta_from_name(path)[0]
