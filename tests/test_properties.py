@@ -233,3 +233,21 @@ def test_a_clean_lock_entry_is_checked_as_strictly_as_any(entry):
             return "refused"
 
     assert checked(True) == checked(False)
+
+
+
+@fuzz
+@given(st.lists(st.sets(st.sampled_from(["python", "sql", "java", "r", "bash"]), max_size=3), max_size=60), st.integers(1, 7))
+def test_cards_handed_out_by_language_are_each_handed_out_once_and_grouped(kinds, workers):
+    """However the cards' languages fall, every card is rendered once, the cards placed by one language are
+    together (so a process that meets it meets it once), and so are the cards without code."""
+    from collections import Counter
+
+    from flashgen.workers import ends_apart
+
+    order = ends_apart(kinds, workers)
+    assert sorted(order) == list(range(len(kinds)))
+    weight = Counter(kind for needs in kinds for kind in needs)
+    placed_by = [min(kinds[i], key=lambda k: (-weight[k], k)) if kinds[i] else "" for i in order]
+    runs = [kind for j, kind in enumerate(placed_by) if j == 0 or kind != placed_by[j - 1]]
+    assert len(runs) == len(set(runs))
