@@ -16,7 +16,8 @@ For each size, in its own folder under --work:
    over all its runs;
 4. prints a table: each figure as a ratio to the plain script of the same run, against its
    target (TARGETS); under it, for each figure that misses, the reason, measured in this run:
-   the ceiling the necessary work puts on a cold build, the share of a rebuild that is only
+   the ceiling the necessary work puts on a cold build and where the measured one falls short of
+   it (CPU beyond the one-process build, cores left idle), the share of a rebuild that is only
    starting Python and importing flashgen, the split of peak memory between the main process
    and the workers, or notes against bytes per note.
 
@@ -127,13 +128,14 @@ REPEATS = ((2_000, 5), (20_000, 3))  # (below this many questions, best of this 
 
 @dataclass(frozen=True)
 class Run:
-    """One measured command: wall seconds, and its process tree's PSS at the largest sample."""
+    """One measured command: wall seconds, its process tree's PSS at the largest sample, and its CPU."""
 
     what: str
     wall: float
     peak: int  # bytes, the whole tree
     main: int  # of the peak: the command's own process
     workers: int  # of the peak: its descendants
+    cpu: float  # seconds, user + system, of the command and every descendant it waited for
 
 
 def _pss(pid: int) -> int:
@@ -192,7 +194,8 @@ def _tree_pss(pid: int) -> tuple[int, int] | None:
 
 
 def measure(command: list[str], env: dict, what: str) -> Run:
-    """Run a command: its wall time and the peak PSS of its process tree, split at the peak."""
+    """Run a command: its wall time, the peak PSS of its process tree, split at the peak, and its CPU."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = (0, 0)
@@ -215,10 +218,12 @@ def measure(command: list[str], env: dict, what: str) -> Run:
     sampler.start()
     _, err = process.communicate()
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # flashgen waits for its workers: their CPU is in it
     done.set()
     sampler.join()
     _check(command, process.returncode, err)
-    return Run(what, elapsed, sum(peak), peak[0], peak[1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Run(what, elapsed, sum(peak), peak[0], peak[1], cpu)
 
 
 def _check(command: list[str], returncode: int, err: bytes) -> None:
@@ -536,7 +541,9 @@ def stage_work(library: str) -> StageWork:
 def cold_reason(m: Measured, folder: str, env: dict, startup: StartUp) -> list[str]:
     """The ceiling on the cold-build ratio on this machine: necessary work, and the whole build in one process, over the
     cores; then with its start-up (interpreter and imports), which comes before any work can be shared, kept whole;
-    and, for a library too small to parse on workers, with only rendering shared, as it is at that size."""
+    then where the fastest measured cold build falls short of that: the CPU it spent beyond the one-process build, and
+    the core time it left idle; and, for a library too small to parse on workers, with only rendering shared, as it is
+    at that size."""
     from flashgen.collect import collect_existing
     from flashgen.workers import worth_workers
 
@@ -561,6 +568,17 @@ def cold_reason(m: Measured, folder: str, env: dict, startup: StartUp) -> list[s
         f"over {cores} cores: {whole_cpu / cores:.2f} s, {plain / (whole_cpu / cores):.2f}x",
         f"  of which starting Python and importing every stage, mistune, pygments and genanki take {fixed:.2f} s before "
         f"anything can be shared; the rest split perfectly: {shared:.2f} s, {plain / shared:.2f}x",
+    ]
+    best = min(m.cold, key=lambda r: r.wall)
+    idle = cores * best.wall - best.cpu
+    lines += [
+        f"  the fastest cold build here: {best.wall:.2f} s, {best.cpu:.2f} s of CPU over its process tree, "
+        f"{best.cpu - whole_cpu:+.2f} s against the one-process build above (this one also writes the render cache, "
+        f"starts workers and sends notes between processes); with no core idle it would take {best.cpu / cores:.2f} s, "
+        f"{plain / (best.cpu / cores):.2f}x",
+        f"  its {cores} cores were busy {best.cpu / (cores * best.wall):.0%} of its wall time: {idle:.2f} core-seconds idle, "
+        f"while one process works alone (starting Python and importing, reading the inputs and planning before "
+        f"rendering, writing the lock and the state) or a worker waits for another's last package",
     ]
     if not worth_workers(collect_existing([m.library.path]).files):
         rendering_shared = whole_cpu - work.render + work.render / cores
