@@ -267,11 +267,7 @@ def worth_workers(files: Sequence[str]) -> bool:
     if len(files) >= PARALLEL_FROM:
         return True
     enough = 1024 * 1024 if _start_method() == "fork" else 8 * 1024 * 1024
-    total = 0
-    for path in files:
-        with contextlib.suppress(OSError):
-            total += os.path.getsize(path)
-    return total >= enough
+    return _bytes_of(files) >= enough
 
 
 def render_from() -> int:
@@ -292,18 +288,38 @@ def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresho
     for path in files:
         groups.setdefault(book_of_file[path], []).append(path)
     tasks = [(tuple(paths), threshold) for _, paths in sorted(groups.items())]
+    # Books are few, large and uneven: handed out largest first, so that no worker is left with
+    # a big book at the end while the other waits (a 117-file book among 39-file ones, named
+    # last, kept one worker idle for 0.6 s of a 4 s build). The results are put back in order.
+    largest_first = _largest_first([_bytes_of(paths) for paths, _ in tasks])
     if progress:
         progress("parse", 0, len(tasks))
-    results = []
-    for result in pool.imap(_parse_book, tasks, chunksize=1):  # books: few, large, uneven
-        results.append(result)
+    results: list = [None] * len(tasks)
+    done = 0
+    for i, result in zip(largest_first, pool.imap(_parse_book, [tasks[i] for i in largest_first], chunksize=1)):
+        results[i] = result
+        done += 1
         if progress:
-            progress("parse", len(results), len(tasks))
+            progress("parse", done, len(tasks))
     books_seen = [{n.book for n in deduped.notes} for _, deduped in results]
     if sum(map(len, books_seen)) != len(set().union(*books_seen)):
         return None, None
     by_path = {f.meta.path: f for parsed, _ in results for f in parsed}
     return [by_path[p] for p in files], combine(deduped for _, deduped in results)
+
+
+def _largest_first(sizes: Sequence[int]) -> list[int]:
+    """The indices of ``sizes``, largest first; equal sizes in their given order."""
+    return sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+
+
+def _bytes_of(paths: Sequence[str]) -> int:
+    """The files' total size (one that cannot be read counts nothing: its parse reports it)."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(path)
+    return total
 
 
 def assembled_in_order(tasks: Sequence, pool, here_too: bool, cache) -> Iterator:

@@ -127,6 +127,41 @@ def test_a_book_split_across_workers_still_dedupes_as_one(library):
 
 
 
+def test_books_are_parsed_largest_first_and_come_back_in_order(library, tmp_path):
+    """A large book named last would keep one worker busy while the other waits: books go out largest first."""
+    import re
+
+    from flashgen.parse import book_of
+    from flashgen.workers import _largest_first, parse_by_book
+
+    assert _largest_first([3, 9, 1, 9, 4]) == [1, 3, 4, 0, 2]
+    small, large = tmp_path / "a-small", tmp_path / "z-large"  # the large book sorts last
+    shutil.copytree(min(p.parent for p in library.rglob("*.md")), small)
+    large.mkdir()
+    for i, path in enumerate(sorted(library.rglob("*.md"))):  # every card of the library, as parts of one book
+        header = f"# Flashcards: Large (Part {i + 1})"
+        text, headers = re.subn(r"^# (High-Quality )?Flashcards: .*", header, path.read_text(encoding="utf-8"), count=1, flags=re.M)
+        (large / f"part-{i + 1:03d}.md").write_text(text if headers else f"{header}\n\n{text}", encoding="utf-8")
+    files = sorted(str(p) for p in tmp_path.rglob("*.md"))
+    books = {f: book_of(Path(f).read_bytes(), f) for f in files}
+    assert len(set(books.values())) == 2
+
+    class InOrderPool:  # runs the tasks here, in the order they are handed out, and notes that order
+        def __init__(self):
+            self.handed_out: list[str] = []
+
+        def imap(self, function, tasks, chunksize=1):
+            for task in tasks:
+                self.handed_out.append(books[task[0][0]])
+                yield function(task)
+
+    pool = InOrderPool()
+    parsed, deduped = parse_by_book(files, books, 0.85, pool, None)
+    assert pool.handed_out == ["Large", books[files[0]]]
+    assert [f.meta.path for f in parsed] == files
+    assert {n.book for n in deduped.notes} == set(books.values())
+
+
 def _slow_pid(_item) -> int:
     import time
 
