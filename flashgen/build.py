@@ -437,14 +437,14 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
     """
     from .assemble import finish, joined, packaged, render_all
     from .render import code_languages
-    from .workers import assembled_in_order, render_from, shared_map, worker_pool
+    from .workers import assembled_in_order, shared_map, worker_pool, worth_rendering_on_workers
 
     everything = [m for _, members in ordered for m in members]
     if len(everything) <= ALL_AT_ONCE:
         texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in everything]
 
         def card_by_card(function, work: list) -> list:
-            if jobs <= 1 or len(work) < render_from():
+            if jobs <= 1 or not worth_rendering_on_workers(len(work)):
                 return shared_map(function, work, None)
             kinds = [code_languages(texts) for texts in work]
             if pool is not None:

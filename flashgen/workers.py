@@ -11,7 +11,6 @@ import collections
 import contextlib
 import dataclasses
 import importlib
-import multiprocessing
 import os
 import sys
 from contextlib import contextmanager
@@ -41,6 +40,8 @@ def _start_method() -> str:
     20,000-question build the two were within the noise (12-16 s each). macOS offers fork, but
     its system libraries are not fork-safe (Python's own default there is spawn).
     """
+    import multiprocessing  # only when workers might start: 12 ms of a one-card rebuild's 0.45 s
+
     methods = multiprocessing.get_all_start_methods()
     return "fork" if "fork" in methods and sys.platform.startswith("linux") else "spawn"
 
@@ -63,6 +64,8 @@ def worker_pool(
     if processes < 1:
         yield None
         return
+    import multiprocessing
+
     context = multiprocessing.get_context(_start_method())
     if context.get_start_method() == "fork":  # loaded once here, not in each worker (0.2-0.3 s of CPU each)
         if packages:
@@ -261,20 +264,20 @@ def worth_workers(files: Sequence[str]) -> bool:
     """Whether reading these files is work enough to start workers for: many files, or 1 MiB of
     cards (about 0.2 s of parsing) where workers fork, 8 MiB where each must start Python anew.
 
-    Rendering, five times dearer a card, starts them later if need be (:func:`render_from`):
+    Rendering, five times dearer a card, starts them later if need be (:func:`worth_rendering_on_workers`):
     so a rebuild whose cards mostly come from the render cache starts none.
     """
     if len(files) >= PARALLEL_FROM:
         return True
-    enough = 1024 * 1024 if _start_method() == "fork" else 8 * 1024 * 1024
-    return _bytes_of(files) >= enough
+    size = _bytes_of(files)
+    return size >= 1024 * 1024 and (size >= 8 * 1024 * 1024 or _start_method() == "fork")
 
 
-def render_from() -> int:
-    """Cards to render before a small library's build starts workers for them: about 0.1 s of
-    rendering (0.85 ms a card here) where workers fork in milliseconds; where they start by
-    spawn, each imports flashgen again (0.2-0.5 s), so only a larger batch pays for them."""
-    return 128 if _start_method() == "fork" else 1024
+def worth_rendering_on_workers(cards: int) -> bool:
+    """Whether a small library's build starts workers for ``cards`` to render: about 0.1 s of
+    rendering (128 cards, 0.85 ms each here) where workers fork in milliseconds; where they start
+    by spawn, each imports flashgen again (0.2-0.5 s), so only a larger batch (1,024) pays for them."""
+    return cards >= 128 and (cards >= 1024 or _start_method() == "fork")
 
 
 def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):

@@ -190,6 +190,28 @@ def test_build_and_stats_name_notes_no_source_gives_any_more(tmp_path, capsys):
     assert len(json.loads(out)["removed"]) == len(gone) and not json.loads(out)["new"]
 
 
+def test_a_one_card_rebuild_of_a_book_starts_no_pool_machinery(tmp_path):
+    """One changed answer in a book renders one card here: multiprocessing is never imported (12 ms of 0.45 s)."""
+    import subprocess
+    import sys
+
+    book = tmp_path / "book"
+    shutil.copytree(CORPUS / "ai-engineering", book)
+    build = ["build", str(book), "-o", str(tmp_path / "out"), "--lock", str(tmp_path / "l.lock"), "--cache-dir", str(tmp_path / "cache"), "-q"]
+    probe = (
+        "import sys\n"
+        "from flashgen.cli import main\n"
+        f"assert main({build!r}) == 0\n"
+        "print('multiprocessing' in sys.modules, 'flashgen.render' in sys.modules)\n"
+    )
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert first.stdout.split() == ["True", "True"]  # the cold build, with 395 cards to render, weighed starting workers
+    victim = sorted(book.glob("*.md"))[0]
+    victim.write_text(victim.read_text(encoding="utf-8").replace("\nx??", "\nOne more line.\nx??", 1), encoding="utf-8")
+    again = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert again.stdout.split() == ["False", "True"]
+
+
 def test_version_loads_nothing_it_does_not_need():
     """`flashgen --version` answers before the parser, the pipeline or its dependencies load
     (measured from a wheel install: +20 ms over a bare interpreter)."""
