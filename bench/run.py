@@ -9,11 +9,11 @@ For each size, in its own folder under --work:
    what the one-change figure edits; the corpus is never modified), a number is a library of
    about that many questions generated from the corpus (bench/generate.py);
 2. runs bench/plain.py on it and a cold flashgen build (empty output, lock and render cache)
-   in turns, so that the machine's drift weighs on both alike: wall times, peak memory of each
-   process tree, .apkg bytes;
+   in turns, so that the machine's drift weighs on both alike: wall times, CPU, .apkg bytes;
+   then each once more for its peak memory, sampled (the whole process tree, workers included,
+   PSS): the sampler takes a tenth of a core, so no timed run is sampled;
 3. runs flashgen again: a warm rebuild with nothing changed, and a rebuild after one answer
-   changed in one file; the peak memory of the whole process tree (workers included, PSS)
-   over all its runs;
+   changed in one file, each undone by a rebuild that is sampled for memory too;
 4. prints a table: each figure as a ratio to the plain script of the same run, against its
    target (TARGETS); under it, for each figure that misses, the reason, measured in this run:
    the ceiling the necessary work puts on a cold build and where the measured one falls short of
@@ -21,8 +21,8 @@ For each size, in its own folder under --work:
    starting Python and importing flashgen, the split of peak memory between the main process
    and the workers, or notes against bytes per note.
 
-Wall times are the best of several repeats where the library is small (REPEATS); memory is the
-largest over all runs. Then, once: the parallel build's CPU against the one-process build's on a
+Wall times are the best of several repeats where the library is small (REPEATS); flashgen's
+memory is the largest over its sampled runs. Then, once: the parallel build's CPU against the one-process build's on a
 generated library of --cpu-size questions (0: skipped), what `flashgen --version` adds to the
 interpreter's start, and the parser on 4 MB and 8 MB of adversarial text (linear: ratio ~2).
 
@@ -193,8 +193,14 @@ def _tree_pss(pid: int) -> tuple[int, int] | None:
     return main, descendants
 
 
-def measure(command: list[str], env: dict, what: str) -> Run:
-    """Run a command: its wall time, the peak PSS of its process tree, split at the peak, and its CPU."""
+def measure(command: list[str], env: dict, what: str, sampled: bool = True) -> Run:
+    """Run a command: its wall time and CPU, and (``sampled``) the peak PSS of its process tree, split at the peak.
+
+    Timed runs are not sampled: the sampler takes a tenth of a core (0.54 s of CPU beside a
+    5.8 s cold build of 8,642 questions, 1.09 s beside 11.1 s at 20,178), which a build on
+    both cores pays in wall time and the plain script, on one core, does not. Memory comes
+    from runs of their own (:func:`measure_size`).
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -215,12 +221,14 @@ def measure(command: list[str], env: dict, what: str) -> Run:
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    if sampled:
+        sampler.start()
     _, err = process.communicate()
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # flashgen waits for its workers: their CPU is in it
     done.set()
-    sampler.join()
+    if sampled:
+        sampler.join()
     _check(command, process.returncode, err)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Run(what, elapsed, sum(peak), peak[0], peak[1], cpu)
@@ -333,19 +341,21 @@ class Measured:
     """Every run on one library: the plain script's and flashgen's, with what they wrote."""
 
     library: Library
-    plain: list[Run]
-    cold: list[Run]
-    warm: list[Run]
-    one: list[Run]
-    restores: list[Run]  # the untimed rebuilds between one-change repeats: they count for memory
+    plain: list[Run]  # timed
+    cold: list[Run]  # timed
+    warm: list[Run]  # timed
+    one: list[Run]  # timed
+    plain_memory: Run  # the plain script once more, sampled
+    cold_memory: Run  # a cold build once more, sampled
+    restores: list[Run]  # the rebuilds that undo each one-change run, sampled: a one-answer change too
     plain_bytes: int
     flashgen_bytes: int
     notes: int
 
     @property
-    def flashgen_runs(self) -> list[Run]:
-        """Every flashgen build measured on this library."""
-        return self.cold + self.warm + self.one + self.restores
+    def memory_runs(self) -> list[Run]:
+        """Every flashgen build whose memory was sampled on this library."""
+        return [self.cold_memory, *self.restores]
 
 
 def copy_book(corpus: str, book: str, folder: str) -> Library:
@@ -383,10 +393,10 @@ def generated(corpus: str, questions: int, folder: str) -> Library:
     return Library(f"{questions:,}", library, info["questions"], info["files"], origin, os.path.join(library, GENERATED_VICTIM))
 
 
-def run_plain(library: Library, out: str, env: dict) -> Run:
+def run_plain(library: Library, out: str, env: dict, sampled: bool = False) -> Run:
     """bench/plain.py on the library once, into the empty folder ``out``."""
     clear(out)
-    return measure([sys.executable, os.path.join(HERE, "plain.py"), library.path, out], env, "plain")
+    return measure([sys.executable, os.path.join(HERE, "plain.py"), library.path, out], env, "plain", sampled)
 
 
 def build_command(library: str, folder: str, *options: str) -> list[str]:
@@ -395,29 +405,28 @@ def build_command(library: str, folder: str, *options: str) -> list[str]:
     return [sys.executable, "-m", "flashgen.cli", "build", library, "-o", out, "--lock", lock, "--cache-dir", cache, *options, "-q"]
 
 
-def run_cold(build: list[str], folder: str, env: dict) -> Run:
+def run_cold(build: list[str], folder: str, env: dict, sampled: bool = False) -> Run:
     """One cold build, from an empty output folder, lock and render cache."""
     clear(*(os.path.join(folder, name) for name in ("out", "flashgen.lock", "cache")))
-    return measure(build, env, "cold build")
+    return measure(build, env, "cold build", sampled)
 
 
 def run_one_change(build: list[str], victim: str, env: dict, count: int) -> tuple[list[Run], list[Run]]:
     """``count`` rebuilds, each after a line is added to the first answer of ``victim``: (timed, restores).
 
-    Between repeats the original file is restored and rebuilt, untimed, so that each timed run
-    is a real one-answer change. The original is back in place at the end.
+    After each, the original file is restored and rebuilt, untimed and sampled for memory, so
+    that each timed run is a real one-answer change and the output is as the sources at the end.
     """
     with open(victim, encoding="utf-8") as handle:
         original = handle.read()
     changed = original.replace("\nx??", EXTRA_LINE, 1)
     timed, restores = [], []
     try:
-        for i in range(count):
-            if i:
-                _write(victim, original)
-                restores.append(measure(build, env, "restoring rebuild"))
+        for _ in range(count):
             _write(victim, changed)
-            timed.append(measure(build, env, "one-change rebuild"))
+            timed.append(measure(build, env, "one-change rebuild", sampled=False))
+            _write(victim, original)
+            restores.append(measure(build, env, "one-answer rebuild (undoing the change)"))
     finally:
         _write(victim, original)
     return timed, restores
@@ -437,7 +446,7 @@ def notes_built(build: list[str], env: dict) -> int:
 
 
 def measure_size(library: Library, folder: str, env: dict) -> Measured:
-    """Every run on one library: plain and cold in turns, then warm, then one change."""
+    """Every run on one library: plain and cold in turns, then each once more for its memory, then warm, then one change."""
     count = repeats(library.questions)
     build = build_command(library.path, folder)
     plain_out = os.path.join(folder, "plain-out")
@@ -445,12 +454,14 @@ def measure_size(library: Library, folder: str, env: dict) -> Measured:
     for _ in range(count):  # taken in turns: this shared machine's speed drifts by a tenth within minutes
         plain.append(run_plain(library, plain_out, env))
         cold.append(run_cold(build, folder, env))
+    plain_memory = run_plain(library, plain_out, env, sampled=True)
+    cold_memory = run_cold(build, folder, env, sampled=True)
     plain_bytes = folder_bytes(plain_out)
     flashgen_bytes = folder_bytes(os.path.join(folder, "out"))
     notes = notes_built(build, env)
-    warm = [measure(build, env, "warm rebuild") for _ in range(count)]
+    warm = [measure(build, env, "warm rebuild", sampled=False) for _ in range(count)]
     one, restores = run_one_change(build, library.victim, env, count)
-    return Measured(library, plain, cold, warm, one, restores, plain_bytes, flashgen_bytes, notes)
+    return Measured(library, plain, cold, warm, one, plain_memory, cold_memory, restores, plain_bytes, flashgen_bytes, notes)
 
 
 # --- rows and reasons ---------------------------------------------------------------------
@@ -476,7 +487,7 @@ def size_rows(m: Measured, targets: dict[str, Target]) -> list[Row]:
     """The rows of one size's table, one per target of that size."""
     plain = fastest(m.plain)
     cold, warm, one = fastest(m.cold), fastest(m.warm), fastest(m.one)
-    peak, plain_peak = largest(m.flashgen_runs).peak, largest(m.plain).peak
+    peak, plain_peak = largest(m.memory_runs).peak, m.plain_memory.peak
     questions = m.library.questions
     figures = {
         "cold": (plain / cold, f"{cold:.2f}s vs {plain:.2f}s, {questions / cold:,.0f} q/s"),
@@ -619,7 +630,7 @@ def fixed_cost_reason(key: str, m: Measured, startup: StartUp) -> list[str]:
 
 def memory_reason(m: Measured, build: list[str], folder: str, env: dict) -> list[str]:
     """The peak memory split between the main process and the workers; and a cold build's without workers (measured now)."""
-    top, plain = largest(m.flashgen_runs), largest(m.plain)
+    top, plain = largest(m.memory_runs), m.plain_memory
     out, lock, cache = (os.path.join(folder, name) for name in ("out-one-process", "one-process.lock", "one-process-cache"))
     clear(out, lock, cache)
     command = build_command(m.library.path, folder, "-o", out, "--lock", lock, "--cache-dir", cache, "--jobs", "1")
@@ -628,7 +639,7 @@ def memory_reason(m: Measured, build: list[str], folder: str, env: dict) -> list
         f"peak memory: flashgen's, in a {top.what}: main process {mb(top.main)} + workers {mb(top.workers)} = {mb(top.peak)}",
         f"  plain.py's: main process {mb(plain.main)} + children {mb(plain.workers)} = {mb(plain.peak)}",
         f"  a cold build in one process (--jobs 1): {mb(alone.peak)} ({alone.peak / plain.peak:.2f}x), in {alone.wall:.2f} s "
-        f"against {fastest(m.cold):.2f} s: the workers' memory is what the parallel build costs (each writes its own copy "
+        f"against {m.cold_memory.wall:.2f} s (both sampled): the workers' memory is what the parallel build costs (each writes its own copy "
         f"of the pages it touches)",
     ]
 
