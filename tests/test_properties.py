@@ -173,22 +173,6 @@ def test_normalise_is_its_plain_definition(text):
     assert normalise(text) == plain.strip().rstrip(".?!:;,").strip()
 
 
-@fuzz
-@given(st.text(max_size=300), st.text(max_size=120))
-def test_sketch_is_its_plain_definition(answer, context):
-    """continuity.sketch's packing in C gives the bytes of its word-by-word definition: sketches are kept in locks."""
-    import base64
-    import struct
-    import zlib
-
-    from flashgen.continuity import _MAX_WORDS, sketch
-    from flashgen.dedupe import normalise
-
-    words = normalise(answer).split()[:_MAX_WORDS] + ["\x1d"] + normalise(context).split()[: _MAX_WORDS // 2]
-    hashes = [zlib.crc32(w.encode("utf-8")) & 0xFFFF for w in words]
-    assert sketch(answer, context) == base64.b64encode(struct.pack(f">{len(hashes)}H", *hashes)).decode("ascii")
-
-
 _LOCK_TEXT = st.one_of(st.none(), st.text(max_size=12))
 
 
