@@ -40,7 +40,7 @@ def _start_method() -> str:
     20,000-question build the two were within the noise (12-16 s each). macOS offers fork, but
     its system libraries are not fork-safe (Python's own default there is spawn).
     """
-    import multiprocessing  # only when workers might start: 12 ms of a one-card rebuild's 0.45 s
+    import multiprocessing  # only when workers might start: 7-10 ms of a one-card rebuild's 0.4 s
 
     methods = multiprocessing.get_all_start_methods()
     return "fork" if "fork" in methods and sys.platform.startswith("linux") else "spawn"
