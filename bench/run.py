@@ -22,9 +22,10 @@ For each size, in its own folder under --work:
    and the workers, or notes against bytes per note.
 
 Wall times are the best of several repeats where the library is small (REPEATS); flashgen's
-memory is the largest over its sampled runs. Then, once: the parallel build's CPU against the one-process build's on a
-generated library of --cpu-size questions (0: skipped), what `flashgen --version` adds to the
-interpreter's start, and the parser on 4 MB and 8 MB of adversarial text (linear: ratio ~2).
+memory is the largest over its sampled runs. Then, once: the parallel build's CPU against the
+one-process build's on a generated library of --cpu-size questions (0: skipped), what
+`flashgen --version` adds to the interpreter's start, and the parser on 4 MB and 8 MB of
+adversarial text (linear: ratio ~2).
 
 Exit status 1 if any target is missed, 0 if all are met.
 """
@@ -128,7 +129,7 @@ REPEATS = ((2_000, 5), (20_000, 3))  # (below this many questions, best of this 
 
 @dataclass(frozen=True)
 class Run:
-    """One measured command: wall seconds, its process tree's PSS at the largest sample, and its CPU."""
+    """One measured command: wall seconds, its CPU, and its process tree's PSS at the largest sample (0: not sampled)."""
 
     what: str
     wall: float
