@@ -221,14 +221,14 @@ def measure(command: list[str], env: dict, what: str, sampled: bool = True) -> R
                 peak = split
             time.sleep(0.05)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    if sampled:
+    sampler = threading.Thread(target=sample, daemon=True) if sampled else None
+    if sampler is not None:
         sampler.start()
     _, err = process.communicate()
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # flashgen waits for its workers: their CPU is in it
     done.set()
-    if sampled:
+    if sampler is not None:
         sampler.join()
     _check(command, process.returncode, err)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)

@@ -269,15 +269,20 @@ def worth_workers(files: Sequence[str]) -> bool:
     """
     if len(files) >= PARALLEL_FROM:
         return True
-    size = _bytes_of(files)
-    return size >= 1024 * 1024 and (size >= 8 * 1024 * 1024 or _start_method() == "fork")
+    return _worth_starting(_bytes_of(files), if_forked=1024 * 1024, if_spawned=8 * 1024 * 1024)
 
 
 def worth_rendering_on_workers(cards: int) -> bool:
     """Whether a small library's build starts workers for ``cards`` to render: about 0.1 s of
     rendering (128 cards, 0.85 ms each here) where workers fork in milliseconds; where they start
     by spawn, each imports flashgen again (0.2-0.5 s), so only a larger batch (1,024) pays for them."""
-    return cards >= 128 and (cards >= 1024 or _start_method() == "fork")
+    return _worth_starting(cards, if_forked=128, if_spawned=1024)
+
+
+def _worth_starting(amount: int, if_forked: int, if_spawned: int) -> bool:
+    """Whether ``amount`` of work reaches the threshold for the way workers start here; how they
+    start is asked (importing multiprocessing) only between the two thresholds."""
+    return amount >= if_forked and (amount >= if_spawned or _start_method() == "fork")
 
 
 def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
@@ -298,10 +303,9 @@ def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresho
     if progress:
         progress("parse", 0, len(tasks))
     results: list = [None] * len(tasks)
-    done = 0
-    for i, result in zip(largest_first, pool.imap(_parse_book, [tasks[i] for i in largest_first], chunksize=1)):
+    parsed = pool.imap(_parse_book, [tasks[i] for i in largest_first], chunksize=1)
+    for done, (i, result) in enumerate(zip(largest_first, parsed), 1):
         results[i] = result
-        done += 1
         if progress:
             progress("parse", done, len(tasks))
     books_seen = [{n.book for n in deduped.notes} for _, deduped in results]

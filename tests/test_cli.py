@@ -191,7 +191,7 @@ def test_build_and_stats_name_notes_no_source_gives_any_more(tmp_path, capsys):
 
 
 def test_a_one_card_rebuild_of_a_book_starts_no_pool_machinery(tmp_path):
-    """One changed answer in a book renders one card here: multiprocessing is never imported (12 ms of 0.45 s)."""
+    """One changed answer in a book renders one card here: multiprocessing is never imported (7-10 ms of 0.4 s)."""
     import subprocess
     import sys
 
