@@ -257,13 +257,18 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     from .lockfile import NoteState, read_lock
     from .notetype import notetype_hash
     from .state import BookFigures, write_state
-    from .workers import Packaging, job_count, worker_pool, workers_for
+    from .workers import Packaging, helper_ahead, job_count, worker_pool, workers_for
 
     jobs = job_count(options.jobs)
     lock = read_lock(options.lock_path)
-    with worker_pool(workers_for([p for p, _ in todo], jobs), lock.chapters) as pool:
+    todo_files = [p for p, _ in todo]
+    first_here = options.write and not any(book_of_file[p] in state.get("books", {}) for p in todo_files)
+    with (
+        worker_pool(workers_for(todo_files, jobs), lock.chapters) as pool,
+        helper_ahead(todo_files if pool is None else (), jobs, first_here) as helper,
+    ):
         the_plan = _plan_files(
-            [p for p, _ in todo],
+            todo_files,
             [r for _, r in todo],
             options.settings,
             options.threshold,
@@ -320,7 +325,7 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                 def task_of(members, make_package: bool) -> PackageTask:
                     return _package_task(members, the_plan.roots, lock, ids, options, build_time, nt_mod, cache_dir, make_package)
 
-                assembled_packages = _assembled_packages(ordered, task_of, options.write, nt_mod, cache, pool, jobs)
+                assembled_packages = _assembled_packages(ordered, task_of, options.write, nt_mod, cache, pool, jobs, helper)
                 for i, (path, members) in enumerate(ordered):
                     try:
                         assembled = next(assembled_packages)
@@ -423,13 +428,14 @@ def _held_back(key: str, lock: Lock, options: BuildOptions) -> bool:
     return key in options.hold_back and key in lock.notes
 
 
-def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache, pool, jobs: int):
+def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache, pool, jobs: int, helper=None):
     """Each package assembled, in order (assemble.py): made, when ``write``, unless it is left to Packaging.
 
     A small library's cards render all at once, by this process and the workers together,
-    card by card (workers are started now if there are none yet and enough cards to render to
-    pay for them, and stopped once they are rendered); its notes are finished here and packaged
-    on the build's workers if it has any (Packaging), else here. A large library's
+    card by card: the ``helper`` started for it (workers.helper_ahead), or else workers started
+    now if there are none yet and enough cards to render to pay for them; either is stopped once
+    the cards are rendered. Its notes are finished here and packaged on the build's workers if it
+    has any (Packaging), else here. A large library's
     packages are assembled on the workers, where its render cache is opened too: note texts go
     out, package bytes come back. A package too large to leave the workers evenly loaded at
     the end goes out in pieces (:data:`PIECES_PER_WORKER`), whose fields come back to be
@@ -437,29 +443,36 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
     """
     from .assemble import finish, joined, packaged, render_all
     from .render import code_languages
-    from .workers import assembled_in_order, shared_map, worker_pool, worth_rendering_on_workers
+    from .workers import assembled_in_order, ends_apart, lexers_made_first, shared_map, stop, worker_pool, worth_rendering_on_workers
 
     everything = [m for _, members in ordered for m in members]
     if len(everything) <= ALL_AT_ONCE:
         texts = [(n.title, n.question, n.answer, n.context) for n, _, _ in everything]
 
         def card_by_card(function, work: list) -> list:
+            if helper is not None:  # started before parsing, it has made every lexer
+                try:
+                    return shared_map(function, work, helper, order=lexers_made_first([code_languages(t) for t in work]))
+                finally:
+                    stop(helper)  # before the packages are made here: its 16-18 MB are not needed then
             if jobs <= 1 or not worth_rendering_on_workers(len(work)):
                 return shared_map(function, work, None)
             kinds = [code_languages(texts) for texts in work]
             if pool is not None:
-                return shared_map(function, work, pool, kinds=kinds)
+                return shared_map(function, work, pool, order=ends_apart(kinds, pool._processes))
             # workers of their own, for exactly this: they only render, so genanki is loaded after they
             # stop; and they stop before the cache is written and the packages made (left idle, each
             # kept its 16-18 MB while this process did that). Each process makes the lexers of the
             # cards it meets, and the cards are handed out by language, so the two make few of the same.
             with worker_pool(jobs - 1, packages=False) as rendering:  # this process works too
-                return shared_map(function, work, rendering, kinds=kinds)
+                return shared_map(function, work, rendering, order=ends_apart(kinds, rendering._processes))
 
         cards = iter(render_all(texts, cache, card_by_card))
         for _, members in ordered:
             yield finish(task_of(members, False), [next(cards) for _ in members])
         return
+    if pool is None:  # where workers spawn, a library short of the 8 MiB that starts the build's own (worth_workers)
+        pool = helper
     here_too = pool is not None and pool._processes < jobs  # a pool one short of the cores: this process works too
     workers = pool._processes + here_too if pool is not None else 1
     largest = max(MIN_PIECE, -(-len(everything) // (workers * PIECES_PER_WORKER))) if workers > 1 else len(everything)

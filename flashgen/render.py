@@ -152,6 +152,12 @@ def prepare() -> None:
     _lexer("text")
 
 
+def make_lexers(languages: Iterable[str]) -> None:
+    """Make these languages' lexers now, before any card needs them (their regexes compile as they are made)."""
+    for language in sorted(languages):
+        _lexer(language)
+
+
 def code_languages(texts: Iterable[str]) -> set[str]:
     """The languages the fenced code blocks in these markdown texts may name, as :func:`highlight_code` names them.
 

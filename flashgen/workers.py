@@ -75,9 +75,11 @@ def worker_pool(
 
             prepare()
     pool = None
+    claims = context.Array("q", 3)  # for shared_map: (its call, the front item, one past the back item)
     try:
         with _stop_signals_held(), _shared_with_forks():
-            pool = context.Pool(processes, initializer=_start_worker, initargs=(dict(pinned_chapters or {}),))
+            pool = context.Pool(processes, initializer=_start_worker, initargs=(dict(pinned_chapters or {}), claims))
+        pool.claims = claims
         yield pool
     finally:
         if pool is not None:  # also on an interrupt: workers never outlive the build
@@ -118,8 +120,8 @@ def _stop_signals_held() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _start_worker(pinned_chapters: Mapping[str, str]) -> None:
-    """A worker's initializer: its signals, then the lock's pins.
+def _start_worker(pinned_chapters: Mapping[str, str], claims) -> None:
+    """A worker's initializer: its signals, then the lock's pins and the pool's claims (:func:`shared_map`).
 
     Signals that stop the command are the main process's to handle: it stops the pool, the
     way the pool expects. Ctrl-C, ``timeout`` and CI runners signal the whole process group;
@@ -138,15 +140,16 @@ def _start_worker(pinned_chapters: Mapping[str, str]) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    _keep_pins(pinned_chapters)
+    _keep(pinned_chapters, claims)
 
 
 _PINNED_CHAPTERS: Mapping[str, str] = {}  # in a worker: the lock's chapter pins
+_CLAIMS = None  # in a worker: its pool's claims
 
 
-def _keep_pins(pinned_chapters: Mapping[str, str]) -> None:
-    global _PINNED_CHAPTERS
-    _PINNED_CHAPTERS = pinned_chapters
+def _keep(pinned_chapters: Mapping[str, str], claims) -> None:
+    global _PINNED_CHAPTERS, _CLAIMS
+    _PINNED_CHAPTERS, _CLAIMS = pinned_chapters, claims
 
 
 def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, ...], Deduped]:
@@ -161,6 +164,44 @@ def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, 
     return tuple(dataclasses.replace(f, cards=()) for f in parsed), deduped
 
 
+@contextmanager
+def helper_ahead(files: Sequence[str], jobs: int, first_here: bool) -> Iterator[object | None]:
+    """A worker to render a small library's cards beside this process, started before its ``files``
+    are parsed, and making the lexers their code blocks name while this process parses and plans; or None.
+
+    For the first build of these books into an output folder (``first_here``: a rebuild renders
+    few cards), when ``jobs`` allows a second process and the files hold cards enough to render
+    (:func:`worth_rendering_on_workers`, at about 1 KB a card). Once the cards are rendered the
+    caller stops it (:func:`stop`), before the packages are made.
+    """
+    if jobs <= 1 or not first_here or not worth_rendering_on_workers(_bytes_of(files) // 1024):
+        yield None
+        return
+    with worker_pool(1, packages=False) as pool:
+        pool.apply_async(_make_lexers_for, (tuple(files),))
+        yield pool
+
+
+def _make_lexers_for(paths: Sequence[str]) -> None:
+    """On a helper: make the lexers of every language the files' code blocks name."""
+    from .render import code_languages, make_lexers
+
+    languages: set[str] = set()
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                languages |= code_languages([handle.read().decode("utf-8", "replace")])
+        except OSError:
+            continue  # its parse reports it
+    make_lexers(languages)
+
+
+def stop(pool) -> None:
+    """Stop a pool's workers now, before its :func:`worker_pool` block ends (which then has nothing left to stop)."""
+    pool.terminate()
+    pool.join()
+
+
 def workers_for(files: Sequence[str], jobs: int) -> int:
     """Worker processes to start for a build on ``jobs`` cores that reads ``files``.
 
@@ -173,32 +214,71 @@ def workers_for(files: Sequence[str], jobs: int) -> int:
     return jobs if len(files) >= PARALLEL_FROM else jobs - 1
 
 
-def shared_map(
-    function, items: Sequence, pool, here: Callable | None = None, kinds: Sequence[Collection[str]] | None = None
-) -> list:
+def shared_map(function, items: Sequence, pool, here: Callable | None = None, order: Sequence[int] | None = None) -> list:
     """``[function(x) for x in items]`` on the pool's workers and in this process at once
     (``here``: what this process runs instead of ``function``, which workers run).
 
-    The workers take items from the front, this process from the back, each the next one
-    when it is free, so neither waits for the other's share.
+    Every worker is sent all the items, pickled once; the workers then claim them one by one
+    from the front, and this process from the back, each the next one when it is free, so
+    neither waits for the other's share. ``order``: the items' indices from front to back
+    (default: as given), so that each process meets the items it is readiest for
+    (:func:`ends_apart`, :func:`lexers_made_first`).
 
-    ``kinds``: for each item, what a process must make before it can run the item, once
-    (for a card, the lexers of its code). Items are then handed out so that each process
-    meets few kinds the others also make (:func:`ends_apart`).
+    The claims are counters in shared memory, made with the pool (:func:`worker_pool`). What is
+    shared this way is small (file paths, a small library's cards, a few package tasks), so that
+    every worker unpickling all of it costs little. Items handed out one
+    by one through the pool instead cost this process the GIL for its feeder and result
+    threads (up to 5 ms for each hand-over, sys.getswitchinterval), and the feeder sent
+    workers as many items as the pipe held (30-60 cards), which this process could then not
+    take: it waited 0.04-0.09 s at the end of a book's 0.23-0.29 s of rendering.
     """
+    import pickle
+
     here = here or function
     if pool is None or len(items) < 2:
         return [here(x) for x in items]
-    order = ends_apart(kinds, pool._processes) if kinds is not None else range(len(items))
-    ends = _BothEnds(function, [(i, items[i]) for i in order])
-    from_workers = pool.imap_unordered(_indexed, ends, chunksize=1)
+    order = list(order) if order is not None else list(range(len(items)))
+    claims = pool.claims
+    with claims.get_lock():
+        claims[0] += 1
+        call = claims[0]
+        claims[1], claims[2] = 0, len(order)
+    work = pickle.dumps((function, [items[i] for i in order]), protocol=pickle.HIGHEST_PROTOCOL)
+    pending = [pool.apply_async(_take_from_front, (work, call)) for _ in range(pool._processes)]
     results: list = [None] * len(items)
-    while (taken := ends.take_last()) is not None:
-        _, i, item = taken
-        results[i] = here(item)
-    for i, result in from_workers:
-        results[i] = result
+    try:
+        while (k := _claim(claims, call, from_front=False)) is not None:
+            results[order[k]] = here(items[order[k]])
+    finally:
+        with claims.get_lock():  # on an error here, the workers stop at their next claim
+            claims[1] = claims[2]
+    for taken in pending:
+        for k, result in taken.get():
+            results[order[k]] = result
     return results
+
+
+def _claim(claims, call: int, from_front: bool) -> int | None:
+    """The next item of :func:`shared_map`'s ``call``, from its front or back, or None when none is left."""
+    with claims.get_lock():
+        if claims[0] != call or claims[1] >= claims[2]:
+            return None
+        if from_front:
+            claims[1] += 1
+            return claims[1] - 1
+        claims[2] -= 1
+        return claims[2]
+
+
+def _take_from_front(work: bytes, call: int) -> list[tuple[int, object]]:
+    """On a worker: claim :func:`shared_map`'s items from the front and run its function on each."""
+    import pickle
+
+    function, items = pickle.loads(work)
+    done = []
+    while (k := _claim(_CLAIMS, call, from_front=True)) is not None:
+        done.append((k, function(items[k])))
+    return done
 
 
 def ends_apart(kinds: Sequence[Collection[str]], workers: int) -> list[int]:
@@ -229,35 +309,21 @@ def ends_apart(kinds: Sequence[Collection[str]], workers: int) -> list[int]:
     return sorted(range(len(kinds)), key=place)
 
 
-class _BothEnds:
-    """Items (each with its index) to be taken from either end, by the pool's task feeder (an iterator
-    from the front) and by this process.
-
-    deque's pops are atomic; the feeder runs ahead only as far as the pipe to the workers holds.
+def lexers_made_first(kinds: Sequence[Collection[str]]) -> list[int]:
+    """An order of cards for :func:`shared_map` when the workers have made every lexer already
+    (:func:`helper_ahead`) and this process none: cards with code at the front, for the workers;
+    cards without at the back, for this process. Between them, the code of the commonest
+    language, which this process reaches first if it runs out: one lexer made buys the most cards.
     """
+    count = collections.Counter(kind for needs in kinds for kind in needs)
 
-    def __init__(self, function, indexed: Sequence[tuple[int, object]]):
-        self.tasks = collections.deque((function, i, item) for i, item in indexed)
+    def place(i: int) -> tuple[int, int, str]:
+        if not kinds[i]:
+            return 1, 0, ""
+        commonest = min(kinds[i], key=lambda k: (-count[k], k))
+        return 0, count[commonest], commonest
 
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        try:
-            return self.tasks.popleft()
-        except IndexError:
-            raise StopIteration from None
-
-    def take_last(self):
-        try:
-            return self.tasks.pop()
-        except IndexError:
-            return None
-
-
-def _indexed(task):
-    function, i, item = task
-    return i, function(item)
+    return sorted(range(len(kinds)), key=place)
 
 
 def worth_workers(files: Sequence[str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -59,24 +60,91 @@ def test_workers_write_the_same_bytes_as_one_process(library, tmp_path):
     assert "Renamed" not in (tmp_path / "parallel.lock").read_text()
 
 
-def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path, monkeypatch):
+def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path, monkeypatch, start_methods):
     """A book too small for workers to parse (under 1 MiB) still renders on one beside this process,
-    card by card, started once the cards to render are known: the same packages and lock. The
-    worker is gone before the package is made here, so the two are never in memory at once."""
+    card by card: the same packages and lock. Its first build into a folder starts that worker
+    (the helper) before the files are parsed, where workers fork; a rebuild that must render
+    every card again starts one once the cards to render are known. Either is gone before the
+    package is made here, so the two are never in memory at once."""
     import multiprocessing
+
+    import flashgen.parse
+    import flashgen.workers
 
     book = tmp_path / "book"
     shutil.copytree(CORPUS / "ai-engineering", book)
     serial = build([str(book)], _options(tmp_path, "serial", jobs=1))
-    workers_while_packaging = []
-    real = flashgen.package.package_bytes
-    monkeypatch.setattr(flashgen.package, "package_bytes", lambda *a: workers_while_packaging.append(len(multiprocessing.active_children())) or real(*a))
+    events = []
+    real_helper, real_parse, real_package = flashgen.workers.helper_ahead, flashgen.parse.parse_file, flashgen.package.package_bytes
+
+    @contextlib.contextmanager
+    def helper(*args):
+        with real_helper(*args) as pool:
+            events.append("helper" if pool is not None else "no helper")
+            yield pool
+
+    monkeypatch.setattr(flashgen.workers, "helper_ahead", helper)
+    monkeypatch.setattr(flashgen.parse, "parse_file", lambda path: events.append("parse") or real_parse(path))
+    monkeypatch.setattr(flashgen.package, "package_bytes", lambda *a: events.append(len(multiprocessing.active_children())) or real_package(*a))
     parallel = build([str(book)], _options(tmp_path, "parallel", jobs=2))
-    assert workers_while_packaging == [0]
+    helped = "helper" if start_methods == "default" else "no helper"  # spawned, it would start too late for one book
+    assert events == [helped] + ["parse"] * 22 + [0]
     assert (parallel.notes, parallel.diagnostics) == (serial.notes, serial.diagnostics) and serial.notes > 128  # a worker's worth
     packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
     assert packages and packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
     assert (tmp_path / "serial.lock").read_bytes() == (tmp_path / "parallel.lock").read_bytes()
+
+    # a rebuild of every card (one file changed, no render cache): no helper, workers started to render
+    events.clear()
+    edited = book / "hq-part-04.md"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    again = build([str(book)], dataclasses.replace(_options(tmp_path, "parallel", jobs=2), use_cache=False))
+    assert events == ["no helper"] + ["parse"] * 22 + [0] and again.written
+    assert (tmp_path / "serial.lock").read_bytes() == (tmp_path / "parallel.lock").read_bytes()
+
+
+def test_a_library_assembled_in_pieces_beside_a_helper_writes_the_same_bytes(tmp_path, monkeypatch, start_methods):
+    """Where workers spawn, a library of 1 to 8 MiB in under 64 files is parsed here and gets a helper, not a
+    worker per core; past ALL_AT_ONCE notes it assembles packages in pieces with this process. (Forked, the
+    corpus, over 1 MiB, gets one worker beside this process instead.) The same packages and lock as one process."""
+    import importlib
+
+    import flashgen.workers
+
+    serial = build([str(CORPUS)], _options(tmp_path, "serial", jobs=1))
+    helpers, shared_with = [], []
+    real_helper, real_shared_map = flashgen.workers.helper_ahead, flashgen.workers.shared_map
+
+    @contextlib.contextmanager
+    def helper(*args):
+        with real_helper(*args) as pool:
+            helpers.append(pool)
+            yield pool
+
+    monkeypatch.setattr(flashgen.workers, "helper_ahead", helper)
+    monkeypatch.setattr(flashgen.workers, "shared_map", lambda f, items, pool, **kw: shared_with.append(pool) or real_shared_map(f, items, pool, **kw))
+    monkeypatch.setattr(importlib.import_module("flashgen.build"), "ALL_AT_ONCE", 100)  # the corpus's 1,009 notes: in pieces
+    parallel = build([str(CORPUS)], _options(tmp_path, "parallel", jobs=2))
+    (helped,) = helpers
+    assert (helped is not None) == (start_methods == "spawn-only")
+    assert shared_with[-1] is not None and (helped is None or shared_with[-1] is helped)  # the pieces: here and on a worker
+    assert (parallel.notes, parallel.diagnostics) == (serial.notes, serial.diagnostics)
+    packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
+    assert packages and packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
+    assert (tmp_path / "serial.lock").read_bytes() == (tmp_path / "parallel.lock").read_bytes()
+
+
+def test_a_helper_makes_the_lexers_of_every_language_the_files_name(monkeypatch):
+    """While this process parses, the helper makes the lexers the cards will need: those their code blocks name."""
+    import flashgen.render
+    from flashgen.workers import _make_lexers_for
+
+    made = []
+    monkeypatch.setattr(flashgen.render, "_lexer", made.append)
+    paths = sorted(str(p) for p in (CORPUS / "ai-engineering").glob("*.md"))
+    _make_lexers_for(paths + [str(CORPUS / "no-such-file.md")])  # a file that cannot be read is its parse's to report
+    named = flashgen.render.code_languages(Path(p).read_text(encoding="utf-8") for p in paths)
+    assert made == sorted(named) and {"python", "java", "sql"} <= set(made)
 
 
 def test_a_package_failing_on_a_worker_leaves_every_earlier_output(library, tmp_path, monkeypatch, start_methods):
@@ -203,12 +271,39 @@ def test_items_are_handed_out_by_kind_with_the_kinds_apart_at_the_two_ends():
     assert ends_apart([], workers=1) == []
 
 
-def test_a_shared_map_by_kind_keeps_input_order():
+def test_cards_with_code_go_to_workers_that_made_the_lexers_and_the_rest_to_this_process():
+    """With every lexer made on the workers (the helper), this process takes the cards without code, from the back;
+    the code of the commonest language is nearest them, so that if this process runs out it makes one lexer that buys the most."""
+    from flashgen.workers import lexers_made_first
+
+    kinds = [{"python"}, set(), {"sql"}, {"python", "sql"}, {"java"}, {"python"}, set(), {"sql"}, {"python"}, {"r"}]
+    assert lexers_made_first(kinds) == [4, 9, 2, 7, 0, 3, 5, 8, 1, 6]
+    assert lexers_made_first([set()] * 3) == [0, 1, 2] and lexers_made_first([]) == []
+
+
+def test_a_shared_map_is_whole_when_the_workers_come_late_and_after_one_that_failed():
+    """Items are claimed, one at a time, from shared counters: a worker busy elsewhere leaves them all to this
+    process, and a worker still at an earlier call's items (one that failed here) can claim none of the next call's."""
+    import time
+
     from flashgen.workers import shared_map, worker_pool
+
+    with worker_pool(1) as pool:
+        busy = pool.apply_async(time.sleep, (1.0,))
+        assert shared_map(_slow_pid, list(range(50)), pool) == [os.getpid()] * 50
+        busy.get()
+        with pytest.raises(ValueError, match="seven"):  # here, at once, while the worker is at its first item
+            shared_map(_slow_pid, list(range(200)), pool, here=lambda item: _fails_on_seven(7))
+        pids = shared_map(_slow_pid, list(range(200)), pool)
+        assert None not in pids and set(pids) == {os.getpid(), *(p.pid for p in pool._pool)}
+
+
+def test_a_shared_map_by_kind_keeps_input_order():
+    from flashgen.workers import ends_apart, shared_map, worker_pool
 
     items = list(range(-100, 100))
     with worker_pool(1) as pool:
-        assert shared_map(abs, items, pool, kinds=[{"odd"} if i % 2 else set() for i in items]) == [abs(i) for i in items]
+        assert shared_map(abs, items, pool, order=ends_apart([{"odd"} if i % 2 else set() for i in items], 1)) == [abs(i) for i in items]
 
 
 def test_a_package_assembled_in_pieces_is_the_package_assembled_whole():
