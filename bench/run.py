@@ -554,8 +554,8 @@ def cold_reason(m: Measured, folder: str, env: dict, startup: StartUp) -> list[s
     """The ceiling on the cold-build ratio on this machine: necessary work, and the whole build in one process, over the
     cores; then with its start-up (interpreter and imports), which comes before any work can be shared, kept whole;
     then where the fastest measured cold build falls short of that: the CPU it spent beyond the one-process build, and
-    the core time it left idle; and, for a library too small to parse on workers, with only rendering shared, as it is
-    at that size."""
+    the core time it left idle; and, for a library too small to parse on workers, the fastest build's own CPU over the
+    cores once its start-up is done, which is when its one helper can start."""
     from flashgen.collect import collect_existing
     from flashgen.workers import worth_workers
 
@@ -593,11 +593,13 @@ def cold_reason(m: Measured, folder: str, env: dict, startup: StartUp) -> list[s
         f"rendering, writing the lock and the state) or a worker waits for another's last package",
     ]
     if not worth_workers(collect_existing([m.library.path]).files):
-        rendering_shared = whole_cpu - work.render + work.render / cores
+        own_shared = fixed + (best.cpu - fixed) / cores
         lines.append(
-            f"  at this size only rendering is shared: the files are too small to parse on workers (under 1 MiB), "
-            f"planning takes {work.plan:.2f} s, and each book is one package, made in one process; the build in one "
-            f"process with its rendering split perfectly: {rendering_shared:.2f} s, {plain / rendering_shared:.2f}x"
+            f"  at this size one helper renders beside the main process (the files are too small to parse on workers, "
+            f"under 1 MiB): it starts once Python has started and imported, and makes the lexers while the main process "
+            f"parses and plans ({work.plan:.2f} s); each book is one package, made in the main process. Kept whole, that "
+            f"start ({fixed:.2f} s), then the rest of this build's own CPU split perfectly: {own_shared:.2f} s, "
+            f"{plain / own_shared:.2f}x"
         )
     return lines
 
