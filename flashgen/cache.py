@@ -129,6 +129,11 @@ class RenderCache:
         os.makedirs(folder, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # Commits are not synced to disk: in WAL mode the file stays whole through a crash, and what a
+        # power cut takes back is only a miss. Synced, each commit (one a package task, every worker)
+        # waited for the disk: 8 commits of 395 cards, 15-36 ms against 11-16 ms here, more where
+        # syncing is slow (Windows flushes the drive's cache).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS cards (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.commit()
 
