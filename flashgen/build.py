@@ -262,10 +262,9 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     jobs = job_count(options.jobs)
     lock = read_lock(options.lock_path)
     todo_files = [p for p, _ in todo]
-    first_here = options.write and not any(book_of_file[p] in state.get("books", {}) for p in todo_files)
     with (
         worker_pool(workers_for(todo_files, jobs), lock.chapters) as pool,
-        helper_ahead(todo_files if pool is None else (), jobs, first_here) as helper,
+        helper_ahead(todo_files if pool is None else (), jobs, lambda: _first_build_of(todo_files, book_of_file, state, lock)) as helper,
     ):
         the_plan = _plan_files(
             todo_files,
@@ -394,6 +393,14 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
         refused=bool(refuse),
         changes=classify(outcomes, lock.notes, the_plan.continuity.reworded, the_plan.removed),
     )
+
+
+def _first_build_of(files: Sequence[str], book_of_file: Mapping[str, str], state: Mapping, lock: Lock) -> bool:
+    """Whether the books of ``files`` were never built before, as far as this build can tell: none is in the
+    output folder's state, and the lock holds none of their notes. Their cards are then unlikely to be in the
+    render cache either (an output folder and lock made afresh, with the cache kept, is the exception)."""
+    books = {book_of_file[p] for p in files}
+    return not books & set(state.get("books", {})) and not any(s.book in books for s in lock.notes.values())
 
 
 def _package_task(

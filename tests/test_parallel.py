@@ -63,9 +63,9 @@ def test_workers_write_the_same_bytes_as_one_process(library, tmp_path):
 def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path, monkeypatch, start_methods):
     """A book too small for workers to parse (under 1 MiB) still renders on one beside this process,
     card by card: the same packages and lock. Its first build into a folder starts that worker
-    (the helper) before the files are parsed, where workers fork; a rebuild that must render
-    every card again starts one once the cards to render are known. Either is gone before the
-    package is made here, so the two are never in memory at once."""
+    (the helper) before the files are parsed, where workers fork, unless the lock holds notes of
+    the book; a rebuild that must render every card again starts one once the cards to render are
+    known. Either is gone before the package is made here, so the two are never in memory at once."""
     import multiprocessing
 
     import flashgen.parse
@@ -93,6 +93,11 @@ def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path
     packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
     assert packages and packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
     assert (tmp_path / "serial.lock").read_bytes() == (tmp_path / "parallel.lock").read_bytes()
+
+    # into a new output folder, with the lock kept: built before, so no helper (its cards are in the render cache)
+    events.clear()
+    elsewhere = dataclasses.replace(_options(tmp_path, "parallel", jobs=2), out_dir=str(tmp_path / "elsewhere"))
+    assert build([str(book)], elsewhere).written and events == ["no helper"] + ["parse"] * 22 + [0]
 
     # a rebuild of every card (one file changed, no render cache): no helper, workers started to render
     events.clear()
