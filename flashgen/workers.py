@@ -184,18 +184,27 @@ def helper_ahead(files: Sequence[str], jobs: int, first_build: Callable[[], bool
         yield pool
 
 
+AHEAD_LANGUAGES = 32  # a helper makes the lexers of at most this many languages, those most files name
+
+
 def _make_lexers_for(paths: Sequence[str]) -> None:
-    """On a helper: make the lexers of every language the files' code blocks name."""
+    """On a helper: make the lexers of the languages the files' code blocks name.
+
+    At most :data:`AHEAD_LANGUAGES` of them (a book names 5-10): a file that names every language
+    pygments knows would otherwise have the helper import them all (over 500 lexers) before it
+    renders a card. A language left out is made where a card first needs it, as without a helper.
+    """
     from .render import code_languages, make_lexers
 
-    languages: set[str] = set()
+    named: collections.Counter[str] = collections.Counter()
     for path in paths:
         try:
             with open(path, "rb") as handle:
-                languages |= code_languages([handle.read().decode("utf-8", "replace")])
+                named.update(code_languages([handle.read().decode("utf-8", "replace")]))
         except OSError:
             continue  # its parse reports it
-    make_lexers(languages)
+    most_named = sorted(named, key=lambda language: (-named[language], language))
+    make_lexers(most_named[:AHEAD_LANGUAGES])
 
 
 def stop(pool) -> None:

@@ -139,17 +139,25 @@ def test_a_library_assembled_in_pieces_beside_a_helper_writes_the_same_bytes(tmp
     assert (tmp_path / "serial.lock").read_bytes() == (tmp_path / "parallel.lock").read_bytes()
 
 
-def test_a_helper_makes_the_lexers_of_every_language_the_files_name(monkeypatch):
-    """While this process parses, the helper makes the lexers the cards will need: those their code blocks name."""
+def test_a_helper_makes_the_lexers_of_the_languages_the_files_name(monkeypatch, tmp_path):
+    """While this process parses, the helper makes the lexers the cards will need: those their code blocks name,
+    up to AHEAD_LANGUAGES of them, the most named first (a file naming every language would have it import them all)."""
     import flashgen.render
-    from flashgen.workers import _make_lexers_for
+    from flashgen.workers import AHEAD_LANGUAGES, _make_lexers_for
 
     made = []
     monkeypatch.setattr(flashgen.render, "_lexer", made.append)
     paths = sorted(str(p) for p in (CORPUS / "ai-engineering").glob("*.md"))
     _make_lexers_for(paths + [str(CORPUS / "no-such-file.md")])  # a file that cannot be read is its parse's to report
     named = flashgen.render.code_languages(Path(p).read_text(encoding="utf-8") for p in paths)
-    assert made == sorted(named) and {"python", "java", "sql"} <= set(made)
+    assert made == sorted(named) and {"python", "java", "sql"} <= set(made) and len(made) < AHEAD_LANGUAGES
+
+    made.clear()
+    every = [f"lang{i:02}" for i in range(AHEAD_LANGUAGES + 8)]
+    (tmp_path / "a.md").write_text("".join(f"```{name}\nx\n```\n" for name in every), encoding="utf-8")
+    (tmp_path / "b.md").write_text("```lang39\nx\n```\n", encoding="utf-8")  # named by two files: among the most named
+    _make_lexers_for([str(tmp_path / "a.md"), str(tmp_path / "b.md")])
+    assert made == sorted(["lang39", *every[: AHEAD_LANGUAGES - 1]])
 
 
 def test_a_package_failing_on_a_worker_leaves_every_earlier_output(library, tmp_path, monkeypatch, start_methods):
