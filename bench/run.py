@@ -261,7 +261,12 @@ def wall_seconds(command: list[str], env: dict) -> float:
 
 def fastest(runs: list[Run]) -> float:
     """The best wall time of some runs."""
-    return min(r.wall for r in runs)
+    return quickest(runs).wall
+
+
+def quickest(runs: list[Run]) -> Run:
+    """The run with the best wall time."""
+    return min(runs, key=lambda r: r.wall)
 
 
 def largest(runs: list[Run]) -> Run:
@@ -581,7 +586,7 @@ def cold_reason(m: Measured, folder: str, env: dict, startup: StartUp) -> list[s
         f"  of which starting Python and importing every stage, mistune, pygments and genanki take {fixed:.2f} s before "
         f"anything can be shared; the rest split perfectly: {shared:.2f} s, {plain / shared:.2f}x",
     ]
-    best = min(m.cold, key=lambda r: r.wall)
+    best = quickest(m.cold)
     idle = cores * best.wall - best.cpu
     lines += [
         f"  the fastest cold build here: {best.wall:.2f} s, {best.cpu:.2f} s of CPU over its process tree, "

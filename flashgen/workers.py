@@ -203,8 +203,7 @@ def _make_lexers_for(paths: Sequence[str]) -> None:
                 named.update(code_languages([handle.read().decode("utf-8", "replace")]))
         except OSError:
             continue  # its parse reports it
-    most_named = sorted(named, key=lambda language: (-named[language], language))
-    make_lexers(most_named[:AHEAD_LANGUAGES])
+    make_lexers(_heaviest_first(named)[:AHEAD_LANGUAGES])
 
 
 def stop(pool) -> None:
@@ -306,7 +305,7 @@ def ends_apart(kinds: Sequence[Collection[str]], workers: int) -> list[int]:
     back_share = sum(weight.values()) / (workers + 1)
     back: set[str] = set()
     taken = 0
-    for kind in sorted(weight, key=lambda k: (-weight[k], k)):  # the heaviest first, where they fit
+    for kind in _heaviest_first(weight):  # where they fit
         if taken + weight[kind] <= back_share:
             back.add(kind)
             taken += weight[kind]
@@ -314,7 +313,7 @@ def ends_apart(kinds: Sequence[Collection[str]], workers: int) -> list[int]:
     def place(i: int) -> tuple[int, str]:
         if not kinds[i]:
             return 1, ""
-        heaviest = min(kinds[i], key=lambda k: (-weight[k], k))
+        heaviest = _heaviest_first(weight, kinds[i])[0]
         return (2 if heaviest in back else 0), heaviest
 
     return sorted(range(len(kinds)), key=place)
@@ -331,10 +330,15 @@ def lexers_made_first(kinds: Sequence[Collection[str]]) -> list[int]:
     def place(i: int) -> tuple[int, int, str]:
         if not kinds[i]:
             return 1, 0, ""
-        commonest = min(kinds[i], key=lambda k: (-count[k], k))
+        commonest = _heaviest_first(count, kinds[i])[0]
         return 0, count[commonest], commonest
 
     return sorted(range(len(kinds)), key=place)
+
+
+def _heaviest_first(weight: Mapping[str, int], among: Collection[str] | None = None) -> list[str]:
+    """Kinds (of ``among`` only, if given) by their weight, the heaviest first; equal weights by name."""
+    return sorted(weight if among is None else among, key=lambda kind: (-weight[kind], kind))
 
 
 def worth_workers(files: Sequence[str]) -> bool:
