@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from .collect import within
-from .model import Diagnostic, Location, Severity
+from .model import Diagnostic, Location, Severity, pickled_by_constructor
 
 if TYPE_CHECKING:  # render (mistune, pygments) and package (genanki) are imported where they are used
     from .package import MediaFile, PackageNote
@@ -32,6 +32,7 @@ __all__ = ["NoteInput", "PackageTask", "Finished", "Assembled", "assemble", "fin
 MAX_MEDIA_BYTES = 50 * 1024 * 1024
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class NoteInput:
     """Everything one note needs to become a package note: plain data, cheap to send to a worker."""
@@ -48,6 +49,7 @@ class NoteInput:
     held: bool = False  # push: its content change is not taken, so it keeps the lock's time
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class PackageTask:
     notes: tuple[NoteInput, ...]  # in package order
@@ -59,6 +61,7 @@ class PackageTask:
     cache_dir: str | None = None  # on a worker: the render cache it opens for itself (None: no cache)
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class Finished:
     """A note's outcome: its content hash, its modification time, and whether the content changed since the lock."""
@@ -70,6 +73,7 @@ class Finished:
     sketch: str | None  # of its answer, for the lock (None: held back, its lock entry stays)
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class Assembled:
     notes: tuple[Finished, ...]

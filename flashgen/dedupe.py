@@ -75,6 +75,7 @@ class Note:
         return tuple(sorted({o.variant for o in self.occurrences}, key=lambda v: v.value))
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class Deduped:
     notes: tuple[Note, ...]

@@ -28,6 +28,7 @@ from typing import Sequence
 import genanki
 
 from .files import write_atomically
+from .model import pickled_by_constructor
 from .notetype import NOTETYPE_ID, NOTETYPE_NAME, field_configs, template_configs
 from .theme import note_css
 
@@ -40,6 +41,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _ZIP_LEVEL = 3
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class PackageNote:
     guid: str
@@ -50,6 +52,7 @@ class PackageNote:
     note_id: int  # also used as the card id: one card per note
 
 
+@pickled_by_constructor
 @dataclass(frozen=True, slots=True)
 class MediaFile:
     name: str  # the name fields refer to
