@@ -224,9 +224,12 @@ def workers_for(files: Sequence[str], jobs: int) -> int:
     return jobs if len(files) >= PARALLEL_FROM else jobs - 1
 
 
-def shared_map(function, items: Sequence, pool, here: Callable | None = None, order: Sequence[int] | None = None) -> list:
+def shared_map(
+    function, items: Sequence, pool, here: Callable | None = None, order: Sequence[int] | None = None, meanwhile: Callable | None = None
+) -> list:
     """``[function(x) for x in items]`` on the pool's workers and in this process at once
-    (``here``: what this process runs instead of ``function``, which workers run).
+    (``here``: what this process runs instead of ``function``, which workers run; ``meanwhile``:
+    what it runs first, once the workers have their items, which then take more of them).
 
     Every worker is sent all the items, pickled once; the workers then claim them one by one
     from the front, and this process from the back, each the next one when it is free, so
@@ -246,6 +249,8 @@ def shared_map(function, items: Sequence, pool, here: Callable | None = None, or
 
     here = here or function
     if pool is None or len(items) < 2:
+        if meanwhile is not None:
+            meanwhile()
         return [here(x) for x in items]
     order = list(order) if order is not None else list(range(len(items)))
     claims = pool.claims
@@ -257,6 +262,8 @@ def shared_map(function, items: Sequence, pool, here: Callable | None = None, or
     pending = [pool.apply_async(_take_from_front, (work, call)) for _ in range(pool._processes)]
     results: list = [None] * len(items)
     try:
+        if meanwhile is not None:
+            meanwhile()
         while (k := _claim(claims, call, from_front=False)) is not None:
             results[order[k]] = here(items[order[k]])
     finally:

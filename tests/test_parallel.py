@@ -68,9 +68,12 @@ def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path
     known. Either is gone before the package is made here, so the two are never in memory at once."""
     import multiprocessing
 
+    import importlib
+
     import flashgen.parse
     import flashgen.workers
 
+    build_module = importlib.import_module("flashgen.build")  # flashgen.build is the function
     book = tmp_path / "book"
     shutil.copytree(CORPUS / "ai-engineering", book)
     serial = build([str(book)], _options(tmp_path, "serial", jobs=1))
@@ -86,9 +89,14 @@ def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path
     monkeypatch.setattr(flashgen.workers, "helper_ahead", helper)
     monkeypatch.setattr(flashgen.parse, "parse_file", lambda path: events.append("parse") or real_parse(path))
     monkeypatch.setattr(flashgen.package, "package_bytes", lambda *a: events.append(len(multiprocessing.active_children())) or real_package(*a))
+    # genanki is imported here while the helper renders, not after: then the helper renders more cards
+    real_load = build_module._load_packaging
+    monkeypatch.setattr(build_module, "_load_packaging", lambda: events.append(f"genanki beside {len(multiprocessing.active_children())}") or real_load())
     parallel = build([str(book)], _options(tmp_path, "parallel", jobs=2))
-    helped = "helper" if start_methods == "default" else "no helper"  # spawned, it would start too late for one book
-    assert events == [helped] + ["parse"] * 22 + [0]
+    if start_methods == "default":
+        assert events == ["helper"] + ["parse"] * 22 + ["genanki beside 1", 0]
+    else:  # spawned, a helper would start too late for one book
+        assert events == ["no helper"] + ["parse"] * 22 + [0]
     assert (parallel.notes, parallel.diagnostics) == (serial.notes, serial.diagnostics) and serial.notes > 128  # a worker's worth
     packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
     assert packages and packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
@@ -309,6 +317,34 @@ def test_a_shared_map_is_whole_when_the_workers_come_late_and_after_one_that_fai
             shared_map(_slow_pid, list(range(200)), pool, here=lambda item: _fails_on_seven(7))
         pids = shared_map(_slow_pid, list(range(200)), pool)
         assert None not in pids and set(pids) == {os.getpid(), *(p.pid for p in pool._pool)}
+
+
+def test_a_shared_map_runs_what_this_process_does_meanwhile_once_the_workers_have_the_items():
+    """A helper renders while this process imports the package stage (build._load_packaging): the
+    workers can claim items from the start, and this process takes its own only after."""
+    import time
+
+    from flashgen.workers import shared_map, worker_pool
+
+    events = []
+    with worker_pool(1) as pool:
+
+        def meanwhile() -> None:
+            deadline = time.monotonic() + 60
+            while pool.claims[1] == 0 and time.monotonic() < deadline:  # until a worker has claimed an item
+                time.sleep(0.01)
+            events.append(("meanwhile", pool.claims[1]))
+
+        def here(item):
+            events.append(("here", item))
+            return _slow_pid(item)
+
+        pids = shared_map(_slow_pid, list(range(200)), pool, here=here, meanwhile=meanwhile)
+        assert None not in pids and len(pids) == 200
+        assert events[0][0] == "meanwhile" and events[0][1] > 0 and all(kind == "here" for kind, _ in events[1:])
+        assert pids.count(os.getpid()) == len(events) - 1
+    ran = []
+    assert shared_map(abs, [-1, -2], None, meanwhile=lambda: ran.append(True)) == [1, 2] and ran == [True]
 
 
 def test_a_shared_map_by_kind_keeps_input_order():
