@@ -469,12 +469,14 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
             kinds = [code_languages(texts) for texts in work]
             if pool is not None:
                 return shared_map(function, work, pool, order=ends_apart(kinds, pool._processes))
-            # workers of their own, for exactly this: they only render, so genanki is loaded after they
-            # stop; and they stop before the cache is written and the packages made (left idle, each
-            # kept its 16-18 MB while this process did that). Each process makes the lexers of the
-            # cards it meets, and the cards are handed out by language, so the two make few of the same.
+            # workers of their own, for exactly this: they only render, so they fork without genanki (this
+            # process imports it while they render); and they stop before the cache is written and the
+            # packages made (left idle, each kept its 16-18 MB while this process did that). Each process
+            # makes the lexers of the cards it meets, and the cards are handed out by language, so the two
+            # make few of the same.
             with worker_pool(jobs - 1, packages=False) as rendering:  # this process works too
-                return shared_map(function, work, rendering, order=ends_apart(kinds, rendering._processes))
+                order = ends_apart(kinds, rendering._processes)
+                return shared_map(function, work, rendering, order=order, meanwhile=_load_packaging)
 
         cards = iter(render_all(texts, cache, card_by_card))
         for _, members in ordered:
@@ -498,8 +500,9 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
 
 
 def _load_packaging() -> None:
-    """Import the package stage (genanki), which finishing the notes needs next: done by this process while a
-    helper renders, which then renders more cards (a book's first build: 48-66 ms that were its alone after rendering)."""
+    """Import the package stage (genanki), which finishing the notes needs next: done by this process while
+    workers of its own render, which then render more cards (a book's first build: 48-66 ms that were its
+    alone after rendering)."""
     importlib.import_module(".package", __package__)
 
 

@@ -112,7 +112,8 @@ def test_one_book_on_a_worker_beside_this_process_writes_the_same_bytes(tmp_path
     edited = book / "hq-part-04.md"
     edited.write_text(edited.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     again = build([str(book)], dataclasses.replace(_options(tmp_path, "parallel", jobs=2), use_cache=False))
-    assert events == ["no helper"] + ["parse"] * 22 + [0] and again.written
+    rendered_beside = ["genanki beside 1"] if start_methods == "default" else []  # spawned: too few cards for workers
+    assert events == ["no helper"] + ["parse"] * 22 + rendered_beside + [0] and again.written
     assert (tmp_path / "serial.lock").read_bytes() == (tmp_path / "parallel.lock").read_bytes()
 
 
