@@ -732,7 +732,7 @@ def crossing_reason(library: str, parallel: float, single: float, side_by_side: 
     processes (pickling and unpickling what crosses, on a sample of notes, scaled), and what each
     worker repeats for itself (building the pygments lexers the library's code blocks use); and
     what the machine adds when both cores are busy (``side_by_side``: the one-process build's
-    CPU, best of 3, while another ran beside it)."""
+    CPU while another ran beside it, the best of 3 pairs)."""
     import pickle
 
     from flashgen.assemble import finish, render_all

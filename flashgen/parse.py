@@ -28,7 +28,7 @@ from .fences import fence_of
 from .formulas import math_problems
 from .model import Card, Diagnostic, FileMeta, Location, ParsedFile, Severity, Variant
 
-__all__ = ["parse_text", "parse_file", "parse_bytes", "book_of"]
+__all__ = ["parse_text", "parse_file", "parse_bytes", "book_of", "text_of"]
 
 # --- line kinds -------------------------------------------------------------
 
@@ -760,12 +760,17 @@ def parse_file(path: str | os.PathLike) -> ParsedFile:
     return parse_bytes(data, path)
 
 
+def text_of(data: bytes) -> str | None:
+    """A file's text as :func:`parse_bytes` reads it, or None where it reads none (empty, binary, not UTF-8 or UTF-16)."""
+    return _decode(data).text
+
+
 def book_of(data: bytes, path: str) -> str:
     """The book a file's cards belong to, as :func:`parse_bytes` would decide it, without parsing the cards.
 
     Lets a build find the files of each book cheaply, to skip the books that did not change.
     """
-    text = _decode(data).text
+    text = text_of(data)
     if text is None:
         return _meta_from_name(path)[0]  # parse_bytes names an unusable file's book the same way
     for match in _LINE.finditer(text):  # lazily: the header is near the top, files can be large

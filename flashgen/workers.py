@@ -18,7 +18,7 @@ from typing import Callable, Collection, Iterator, Mapping, Sequence
 
 from .dedupe import Deduped, combine, dedupe
 from .model import FlashgenError, ParsedFile
-from .parse import parse_file
+from .parse import parse_file, text_of
 
 PARALLEL_FROM = 64  # below this many items a process pool costs more than it saves
 
@@ -200,9 +200,10 @@ def _make_lexers_for(paths: Sequence[str]) -> None:
     for path in paths:
         try:
             with open(path, "rb") as handle:
-                named.update(code_languages([handle.read().decode("utf-8", "replace")]))
+                text = text_of(handle.read())
         except OSError:
             continue  # its parse reports it
+        named.update(code_languages([text] if text is not None else []))
     make_lexers(_heaviest_first(named)[:AHEAD_LANGUAGES])
 
 

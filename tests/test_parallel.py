@@ -168,6 +168,12 @@ def test_a_helper_makes_the_lexers_of_the_languages_the_files_name(monkeypatch, 
     _make_lexers_for([str(tmp_path / "a.md"), str(tmp_path / "b.md")])
     assert made == sorted(["lang39", *every[: AHEAD_LANGUAGES - 1]])
 
+    # the files are read as the parser reads them: UTF-16 with its byte-order mark too
+    made.clear()
+    (tmp_path / "c.md").write_text("```rust\nx\n```\n", encoding="utf-16")
+    _make_lexers_for([str(tmp_path / "c.md")])
+    assert made == ["rust"]
+
 
 def test_a_package_failing_on_a_worker_leaves_every_earlier_output(library, tmp_path, monkeypatch, start_methods):
     if start_methods == "spawn-only":
