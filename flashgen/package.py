@@ -15,17 +15,19 @@ AnkiDroid and AnkiMobile all read. What it does not do, this module does:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import importlib
 import io
 import json
 import os
 import sqlite3
+import sys
 import tempfile
+import types
 import zipfile
 from dataclasses import dataclass
 from typing import Sequence
-
-import genanki
 
 from .files import write_atomically
 from .model import pickled_by_constructor
@@ -33,6 +35,47 @@ from .notetype import NOTETYPE_ID, NOTETYPE_NAME, field_configs, template_config
 from .theme import note_css
 
 __all__ = ["PackageNote", "MediaFile", "write_package", "prepare_package", "package_bytes", "deck_id"]
+
+
+class _ImportedOnUse(types.ModuleType):
+    """A module that is imported when one of its names is first used, not before."""
+
+    def __getattr__(self, name: str):
+        if sys.modules.get(self.__name__) is self:  # still standing in: the real one cannot be imported yet
+            raise AttributeError(name)
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_genanki() -> types.ModuleType:
+    """genanki, imported without two imports of its own that flashgen never uses.
+
+    At import, genanki.model and genanki.note import ``cached_property`` (a backport of
+    functools.cached_property, whose only addition is support for coroutines: it imports
+    asyncio for that, and asyncio imports ssl) and genanki.model imports PyYAML (used only
+    for a note type's fields or templates given as YAML text; flashgen gives lists). Of
+    genanki's 43 ms of import in a book's build, those took 23 ms and 16 ms, and asyncio
+    7.5 MB. So while genanki is imported, ``cached_property`` stands for
+    functools.cached_property (genanki decorates plain methods only) and PyYAML is imported
+    when genanki first uses it. Either stands in only if nothing imported the real one
+    before, and only during genanki's import: an import of either afterwards, by anyone,
+    gets the real package.
+    """
+    stand_ins: dict[str, types.ModuleType] = {}
+    if "cached_property" not in sys.modules:
+        backport = stand_ins["cached_property"] = types.ModuleType("cached_property")
+        backport.cached_property = functools.cached_property  # type: ignore[attr-defined]
+    if "yaml" not in sys.modules:
+        stand_ins["yaml"] = _ImportedOnUse("yaml")
+    sys.modules.update(stand_ins)
+    try:
+        return importlib.import_module("genanki")
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
+genanki = _import_genanki()
 
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 # Deflate was half of packaging at zlib's default level, 6. On a 1.5 MB collection (552 notes),
