@@ -58,7 +58,8 @@ def _import_genanki() -> types.ModuleType:
     functools.cached_property (genanki decorates plain methods only) and PyYAML is imported
     when genanki first uses it. Either stands in only if nothing imported the real one
     before, and only during genanki's import: an import of either afterwards, by anyone,
-    gets the real package.
+    gets the real package. A genanki that fails to import so (one that used PyYAML as it is
+    imported) is imported again, with the real ones.
     """
     stand_ins: dict[str, types.ModuleType] = {}
     if "cached_property" not in sys.modules:
@@ -69,10 +70,13 @@ def _import_genanki() -> types.ModuleType:
     sys.modules.update(stand_ins)
     try:
         return importlib.import_module("genanki")
+    except Exception:  # noqa: BLE001 - a genanki that uses either as it is imported: imported with the real ones below
+        pass
     finally:
         for name, module in stand_ins.items():
             if sys.modules.get(name) is module:
                 del sys.modules[name]
+    return importlib.import_module("genanki")
 
 
 genanki = _import_genanki()

@@ -235,6 +235,31 @@ def test_writing_packages_imports_neither_asyncio_nor_yaml_and_leaves_both_to_ot
     assert len(list((tmp_path / "out").glob("*.apkg"))) == 1
 
 
+def test_a_genanki_that_uses_yaml_as_it_is_imported_is_imported_with_the_real_one(tmp_path):
+    """Should a later genanki use PyYAML while it is imported, the stand-in cannot serve it: the
+    package stage then imports genanki again, as it is, rather than fail every build."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fake = tmp_path / "genanki"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import yaml\n"
+        "from cached_property import cached_property\n"
+        "FIELDS = yaml.safe_load('[Front, Back]')\n"
+        "class Model: pass\n"
+        "class Note: pass\n"
+        "class Deck: pass\n"
+        "class Package: pass\n",
+        encoding="utf-8",
+    )
+    probe = "import flashgen.package as p, sys\nprint(p.genanki.FIELDS, type(sys.modules['yaml']).__name__)\n"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])]))
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env, cwd=tmp_path)
+    assert result.stdout.splitlines() == ["['Front', 'Back'] module"]
+
+
 def test_version_loads_nothing_it_does_not_need():
     """`flashgen --version` answers before the parser, the pipeline or its dependencies load
     (measured from a wheel install: +20 ms over a bare interpreter)."""
