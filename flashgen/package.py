@@ -70,7 +70,7 @@ def _import_genanki() -> types.ModuleType:
     sys.modules.update(stand_ins)
     try:
         return importlib.import_module("genanki")
-    except Exception:  # noqa: BLE001 - a genanki that uses either as it is imported: imported with the real ones below
+    except Exception:  # noqa: BLE001 - a genanki that uses PyYAML as it is imported: imported with the real ones below
         pass
     finally:
         for name, module in stand_ins.items():

@@ -214,7 +214,7 @@ def test_a_one_card_rebuild_of_a_book_starts_no_pool_machinery(tmp_path):
 
 def test_writing_packages_imports_neither_asyncio_nor_yaml_and_leaves_both_to_others(tmp_path):
     """genanki imports asyncio (through its cached_property dependency) and PyYAML, which no build
-    uses: package.py leaves both out (60-80 ms and 5.8 MB of every build that writes a package).
+    uses: package.py leaves both out (61-95 ms and 5.8 MB of every build that writes a package).
     Whoever imports either afterwards gets the real package, and genanki's own use of PyYAML still works."""
     import subprocess
     import sys
