@@ -362,6 +362,19 @@ def test_a_shared_map_by_kind_keeps_input_order():
         assert shared_map(abs, items, pool, order=ends_apart([{"odd"} if i % 2 else set() for i in items], 1)) == [abs(i) for i in items]
 
 
+def test_packages_are_cut_in_pieces_only_where_one_would_leave_a_worker_alone_at_the_end():
+    """A piece's fields cross back to the main process, which packages them: a shelf of equal books
+    goes to the workers whole; a book of most of the library is cut, so that both workers share it."""
+    from flashgen.build import _largest_piece, _pieces
+
+    shelf = [553] * 9  # 8,642 questions as the bench generates them: 4,974 notes in 9 books
+    assert all(len(_pieces(list(range(n)), _largest_piece(sum(shelf), 2))) == 1 for n in shelf)
+    skewed = [3_318, 552, 552, 552]  # the same notes, two thirds of them in one book
+    pieces = _pieces(list(range(skewed[0])), _largest_piece(sum(skewed), 2))
+    assert len(pieces) >= 4 and max(map(len, pieces)) <= sum(skewed) / 2 / 4
+    assert _largest_piece(sum(shelf), 1) == sum(shelf)  # one process: nothing to share
+
+
 def test_a_package_assembled_in_pieces_is_the_package_assembled_whole():
     """A large package goes to the workers in pieces, packaged where they meet: the same bytes, notes and problems."""
     from flashgen.assemble import assemble, joined, packaged
