@@ -38,7 +38,7 @@ class NoteInput:
     """Everything one note needs to become a package note: plain data, cheap to send to a worker."""
 
     key: str
-    texts: tuple[str, str, str, str]  # title, question, answer, context: markdown
+    texts: tuple[str, str, str, str] | None  # title, question, answer, context: markdown (None: kept_as says where)
     origin: Location  # where its text was written: image paths are relative to it
     root: str  # the input folder its images must stay inside
     source: str  # the Source field, plain text
@@ -47,6 +47,7 @@ class NoteInput:
     note_id: int
     old: tuple[str, int, str | None] | None  # the lock's (content hash, modification time, sketch)
     held: bool = False  # push: its content change is not taken, so it keeps the lock's time
+    kept_as: str | None = None  # texts None: the key under which the lane that parsed the note keeps them
 
 
 @pickled_by_constructor
@@ -59,6 +60,7 @@ class PackageTask:
     # for the caller to package (a piece of a package), or only their hashes and times (planning)
     make_package: bool = True
     cache_dir: str | None = None  # on a worker: the render cache it opens for itself (None: no cache)
+    lane: int | None = None  # the lane (workers.Lanes) that keeps its notes' texts, where they are None
 
 
 @pickled_by_constructor

@@ -80,6 +80,7 @@ class Plan:
     # which notes took over a reworded note's identity, and which lock notes no source gives
     continuity: Continuity
     removed: tuple[Change, ...] = ()  # those lock notes, with book, deck and question
+    kept: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # book -> the worker (workers.Lanes) that keeps its note texts
 
     @property
     def questions(self) -> int:
@@ -128,10 +129,10 @@ def _plan_files(
     from .parse import parse_file
     from .workers import parse_by_book, shared_map
 
-    parsed, deduped = None, None
+    parsed, deduped, kept = None, None, {}
     books = {book_of_file[f] for f in files} if book_of_file is not None else set()
     if pool is not None and len(books) >= 2 * pool._processes:  # else too few to keep every worker busy
-        parsed, deduped = parse_by_book(files, book_of_file, threshold, pool, progress)
+        parsed, deduped, kept = parse_by_book(files, book_of_file, threshold, pool, progress)
     if deduped is None:
         if progress:
             progress("parse", 0, len(files))
@@ -144,7 +145,7 @@ def _plan_files(
     diagnostics = tuple(d for f in parsed for d in f.diagnostics) + deduped.diagnostics
     roots_of = MappingProxyType(dict(zip(files, roots, strict=True)))
     removed = removed_notes(continuity.removed, lock.notes, _titles(lock, settings))
-    return Plan(tuple(parsed), deduped, books, diagnostics, roots_of, continuity, removed)
+    return Plan(tuple(parsed), deduped, books, diagnostics, roots_of, continuity, removed, MappingProxyType(kept))
 
 
 def _titles(lock: Lock, settings: Settings) -> dict[str, str]:
@@ -264,8 +265,10 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
     jobs = job_count(options.jobs)
     lock = read_lock(options.lock_path)
     todo_files = [p for p, _ in todo]
+    processes = workers_for(todo_files, jobs)
     with (
-        worker_pool(workers_for(todo_files, jobs), lock.chapters) as pool,
+        # a worker per core: each assembles the books it parsed (workers.Lanes); one short, this process works too
+        worker_pool(processes, lock.chapters, lanes=processes == jobs) as pool,
         helper_ahead(todo_files if pool is None else (), jobs, lambda: _first_build_of(todo_files, book_of_file, state, lock)) as helper,
     ):
         the_plan = _plan_files(
@@ -323,10 +326,18 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                 ordered = sorted(groups.items()) if not refuse else []
                 cache_dir = os.path.dirname(cache.path) if cache is not None else None
 
-                def task_of(members, make_package: bool) -> PackageTask:
-                    return _package_task(members, the_plan.roots, lock, ids, options, build_time, nt_mod, cache_dir, make_package)
+                def task_of(members, make_package: bool, lane: int | None = None) -> PackageTask:
+                    parse_key = the_plan.continuity.reworded  # a reworded note was kept under the key its question gave it
+                    return _package_task(
+                        members, the_plan.roots, lock, ids, options, build_time, nt_mod, cache_dir, make_package, lane, parse_key
+                    )
 
-                assembled_packages = _assembled_packages(ordered, task_of, options.write, nt_mod, cache, pool, jobs, helper)
+                def lane_of(members) -> int | None:
+                    """The worker that keeps the texts of all these notes (workers.Lanes), if one does."""
+                    lanes = {the_plan.kept.get(note.book) for note, _, _ in members}
+                    return lanes.pop() if len(lanes) == 1 else None
+
+                assembled_packages = _assembled_packages(ordered, task_of, lane_of, options.write, nt_mod, cache, pool, jobs, helper)
                 for i, (path, members) in enumerate(ordered):
                     try:
                         assembled = next(assembled_packages)
@@ -406,9 +417,21 @@ def _first_build_of(files: Sequence[str], book_of_file: Mapping[str, str], state
 
 
 def _package_task(
-    members, roots, lock: Lock, ids, options: BuildOptions, build_time: int, nt_mod: int, cache_dir, make_package: bool
+    members,
+    roots,
+    lock: Lock,
+    ids,
+    options: BuildOptions,
+    build_time: int,
+    nt_mod: int,
+    cache_dir,
+    make_package: bool,
+    lane: int | None = None,
+    parse_key: Mapping[str, str] = MappingProxyType({}),
 ) -> PackageTask:
-    """What the assemble stage needs for one package's notes, as plain data a worker can take."""
+    """What the assemble stage needs for one package's notes, as plain data a worker can take: without
+    their texts when the ``lane`` that parsed them keeps them (``parse_key``: a carried-over key -> the
+    key it was parsed under)."""
     from .assemble import NoteInput, PackageTask
     from .organise import note_tags, source_text
 
@@ -418,7 +441,7 @@ def _package_task(
         notes.append(
             NoteInput(
                 note.key,
-                (note.title, note.question, note.answer, note.context),
+                (note.title, note.question, note.answer, note.context) if lane is None else None,
                 note.origin,
                 roots.get(note.origin.path, "."),
                 source_text(note, book, chapter),
@@ -427,9 +450,10 @@ def _package_task(
                 ids[note.key],
                 (old.hash, old.mod, old.sketch) if old is not None else None,
                 _held_back(note.key, lock, options),
+                parse_key.get(note.key, note.key) if lane is not None else None,
             )
         )
-    return PackageTask(tuple(notes), build_time, nt_mod, make_package, cache_dir)
+    return PackageTask(tuple(notes), build_time, nt_mod, make_package, cache_dir, lane)
 
 
 def _held_back(key: str, lock: Lock, options: BuildOptions) -> bool:
@@ -437,7 +461,7 @@ def _held_back(key: str, lock: Lock, options: BuildOptions) -> bool:
     return key in options.hold_back and key in lock.notes
 
 
-def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache, pool, jobs: int, helper=None):
+def _assembled_packages(ordered, task_of, lane_of, write: bool, notetype_mod: int, cache, pool, jobs: int, helper=None):
     """Each package assembled, in order (assemble.py): made, when ``write``, unless it is left to Packaging.
 
     A small library's cards render all at once, by this process and the workers together,
@@ -445,10 +469,12 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
     now if there are none yet and enough cards to render to pay for them; either is stopped once
     the cards are rendered. Its notes are finished here and packaged on the build's workers if it
     has any (Packaging), else here. A large library's
-    packages are assembled on the workers, where its render cache is opened too: note texts go
-    out, package bytes come back. A package too large to leave the workers evenly loaded at
-    the end goes out in pieces (:func:`_largest_piece`), whose fields come back to be
-    packaged here.
+    packages are assembled on the workers, where its render cache is opened too, and only
+    package bytes and hashes come back. A book is assembled on the worker that parsed it, from
+    the texts it kept (``lane_of``, workers.Lanes); a worker with none of its own left takes
+    another's, and then, as where the pool cannot keep texts, the texts go with the task. A
+    package too large to leave the workers evenly loaded at the end goes out in pieces
+    (:func:`_largest_piece`), with their texts, and their fields come back to be packaged here.
     """
     from .assemble import finish, joined, packaged, render_all
     from .render import code_languages
@@ -489,8 +515,15 @@ def _assembled_packages(ordered, task_of, write: bool, notetype_mod: int, cache,
     workers = pool._processes + here_too if pool is not None else 1
     largest = _largest_piece(len(everything), workers)
     splits = [_pieces(members, largest) for _, members in ordered]
-    tasks = (task_of(piece, write and len(pieces) == 1) for pieces in splits for piece in pieces)
-    results = assembled_in_order(list(tasks) if here_too else tasks, pool, here_too, cache)
+    items = [(piece, len(pieces) == 1) for pieces in splits for piece in pieces]
+    results = assembled_in_order(
+        items,
+        pool,
+        here_too,
+        cache,
+        make=lambda item, lane: task_of(item[0], write and item[1], lane),
+        lane_of=lambda item: lane_of(item[0]) if item[1] else None,  # a piece goes where least waits: its texts go with it
+    )
     for pieces in splits:
         parts = [next(results) for _ in pieces]
         if len(parts) == 1:

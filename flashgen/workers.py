@@ -52,6 +52,7 @@ def worker_pool(
     pinned_chapters: Mapping[str, str] | None = None,
     renders: bool = True,
     packages: bool = True,
+    lanes: bool = False,
 ) -> Iterator[object | None]:
     """A pool of ``processes`` worker processes (none: None), started now, while this process is still small.
 
@@ -59,7 +60,7 @@ def worker_pool(
     What the workers will run is loaded here first, where they fork, so that they inherit it:
     mistune and pygments if they ``render`` (each makes the lexers it needs: see :func:`ends_apart`);
     genanki if they make ``packages``. A pool that only parses (``plan``: stats, preview) needs
-    none of them.
+    none of them. ``lanes``: :class:`Lanes`, whose workers can each be given work of their own.
     """
     if processes < 1:
         yield None
@@ -74,17 +75,121 @@ def worker_pool(
             from .render import prepare
 
             prepare()
-    pool = None
+    pools: list = []
     claims = context.Array("q", 3)  # for shared_map: (its call, the front item, one past the back item)
+    initargs = (dict(pinned_chapters or {}), claims)
     try:
         with _stop_signals_held(), _shared_with_forks():
-            pool = context.Pool(processes, initializer=_start_worker, initargs=(dict(pinned_chapters or {}), claims))
-        pool.claims = claims
-        yield pool
+            for size in [1] * processes if lanes else [processes]:
+                pools.append(context.Pool(size, initializer=_start_worker, initargs=initargs))
+        for pool in pools:
+            pool.claims = claims
+        yield Lanes(pools, claims) if lanes else pools[0]
     finally:
-        if pool is not None:  # also on an interrupt: workers never outlive the build
+        for pool in pools:  # also on an interrupt: workers never outlive the build
             pool.terminate()
+        for pool in pools:
             pool.join()
+
+
+class Lanes:
+    """Worker processes that can each be given work of their own: a pool of one worker each.
+
+    A build parses each book on one of them, which keeps the book's note texts
+    (:func:`_parse_book_kept`), and assembles the book's package there
+    (:func:`assembled_in_order`): the texts cross between processes once, to the main process,
+    which plans from them, and not again. Otherwise they serve as one pool: :meth:`imap` hands
+    each item to the first worker free, :meth:`apply_async` goes round them (so :func:`shared_map`
+    gives each one call), and they share one set of claims.
+    """
+
+    def __init__(self, pools: Sequence, claims):
+        self.pools = list(pools)
+        self.claims = claims
+        self._processes = len(self.pools)
+        self._turn = 0
+
+    def apply_async(self, function, args=()):
+        pool = self.pools[self._turn % self._processes]
+        self._turn += 1
+        return pool.apply_async(function, args)
+
+    def imap(self, function, items, chunksize: int = 1) -> Iterator:
+        """``function(item)`` for each item, in order, each run on the first worker free."""
+        return (result for _, result in self.imap_with_lanes(function, items))
+
+    def imap_with_lanes(self, function, items) -> Iterator[tuple[int, object]]:
+        """(the worker it ran on, ``function(item)``) for each item, in order; each item goes to the first worker free."""
+        items = list(items)
+        following = iter(range(len(items)))
+
+        def next_for(_lane: int) -> tuple[int, object] | None:
+            index = next(following, None)
+            return None if index is None else (index, items[index])
+
+        return self._run(function, next_for, ahead=1)
+
+    def each_on_its_lane(self, function, items: Sequence, lane_of: Callable, make: Callable, ahead: int = 2) -> Iterator:
+        """``function(make(item, lane))`` for each item, in order, each run on a worker: on the lane ``lane_of(item)``
+        names (``make`` is given that lane), then items no lane was named for; a worker left with neither takes the
+        last item waiting for another lane (``make`` is given None: the item must then carry what that lane kept).
+        Each worker is kept ``ahead`` items in hand, so that it never waits for the next."""
+        waiting: list[collections.deque] = [collections.deque() for _ in self.pools]
+        anyone: collections.deque = collections.deque()
+        for index, item in enumerate(items):
+            lane = lane_of(item)
+            (anyone if lane is None else waiting[lane]).append(index)
+
+        def next_for(lane: int) -> tuple[int, object] | None:
+            if waiting[lane]:
+                index, kept_here = waiting[lane].popleft(), lane
+            elif anyone:
+                index, kept_here = anyone.popleft(), None
+            else:  # from the back of the longest queue, where its lane would come last
+                others = [k for k in range(self._processes) if waiting[k]]
+                if not others:
+                    return None
+                index, kept_here = waiting[max(others, key=lambda k: (len(waiting[k]), -k))].pop(), None
+            return index, make(items[index], kept_here)
+
+        return (result for _, result in self._run(function, next_for, ahead))
+
+    def _run(self, function, next_for: Callable[[int], tuple[int, object] | None], ahead: int) -> Iterator[tuple[int, object]]:
+        """(the worker it ran on, ``function(argument)``) for each (index, argument) that ``next_for(lane)`` gives a
+        worker as it frees, in the indices' order (0, 1, ...); each worker is kept ``ahead`` arguments in hand."""
+        import queue
+
+        finished: queue.SimpleQueue = queue.SimpleQueue()  # put by the pools' result threads
+        done: dict[int, tuple[int, object]] = {}
+        running = following = 0
+
+        def send(lane: int) -> None:
+            nonlocal running
+            chosen = next_for(lane)
+            if chosen is None:
+                return
+            index, argument = chosen
+            running += 1
+            self.pools[lane].apply_async(
+                function,
+                (argument,),
+                callback=lambda result: finished.put((index, lane, result, None)),
+                error_callback=lambda error: finished.put((index, lane, None, error)),
+            )
+
+        for _ in range(ahead):
+            for lane in range(self._processes):
+                send(lane)
+        while running:
+            index, lane, result, error = finished.get()
+            running -= 1
+            if error is not None:
+                raise error
+            done[index] = (lane, result)
+            send(lane)
+            while following in done:
+                yield done.pop(following)
+                following += 1
 
 
 @contextmanager
@@ -162,6 +267,24 @@ def _parse_book(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, 
     parsed = tuple(parse_file(p) for p in paths)
     deduped = dedupe((c for f in parsed for c in f.cards), threshold, _PINNED_CHAPTERS)
     return tuple(dataclasses.replace(f, cards=()) for f in parsed), deduped
+
+
+# In a lane (Lanes): the texts of the notes it parsed, by the key they were parsed under, until their package is
+# assembled here. A book whose package another lane took (Lanes.each_on_its_lane) keeps its texts here to the end.
+_KEPT: dict[str, tuple[str, str, str, str]] = {}
+
+
+def _parse_book_kept(task: tuple[tuple[str, ...], float]) -> tuple[tuple[ParsedFile, ...], Deduped]:
+    """On a lane (:class:`Lanes`): :func:`_parse_book`, keeping the notes' texts here for their package."""
+    parsed, deduped = _parse_book(task)
+    _KEPT.update((n.key, (n.title, n.question, n.answer, n.context)) for n in deduped.notes)
+    return parsed, deduped
+
+
+def _with_kept_texts(task):
+    """A package task whose notes' texts were kept here when their book was parsed, with those texts."""
+    notes = tuple(n if n.texts is not None else dataclasses.replace(n, texts=_KEPT.pop(n.kept_as)) for n in task.notes)
+    return dataclasses.replace(task, notes=notes)
 
 
 @contextmanager
@@ -375,11 +498,12 @@ def _worth_starting(amount: int, if_forked: int, if_spawned: int) -> bool:
 
 
 def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], threshold: float, pool, progress):
-    """Parse and deduplicate each book on a worker: (parsed files in input order, cardless; combined notes).
+    """Parse and deduplicate each book on a worker: (parsed files in input order, cardless; combined notes;
+    the lane that keeps each book's note texts, where the pool is :class:`Lanes`).
 
     ``book_of_file`` comes from :func:`book_of`, which agrees with the parser; should a
-    book's cards still turn up in two groups, both come back None (the files came
-    back without their cards) and the caller parses and deduplicates in one piece.
+    book's cards still turn up in two groups, the files and notes come back None (the files came
+    back without their cards), no lane is named, and the caller parses and deduplicates in one piece.
     """
     groups: dict[str, list[str]] = {}
     for path in files:
@@ -392,16 +516,22 @@ def parse_by_book(files: Sequence[str], book_of_file: Mapping[str, str], thresho
     if progress:
         progress("parse", 0, len(tasks))
     results: list = [None] * len(tasks)
-    parsed = pool.imap(_parse_book, [tasks[i] for i in largest_first], chunksize=1)
-    for done, (i, result) in enumerate(zip(largest_first, parsed), 1):
-        results[i] = result
+    lanes: list = [None] * len(tasks)
+    in_order = [tasks[i] for i in largest_first]
+    if isinstance(pool, Lanes):
+        parsed = pool.imap_with_lanes(_parse_book_kept, in_order)
+    else:
+        parsed = ((None, result) for result in pool.imap(_parse_book, in_order, chunksize=1))
+    for done, (i, (lane, result)) in enumerate(zip(largest_first, parsed), 1):
+        results[i], lanes[i] = result, lane
         if progress:
             progress("parse", done, len(tasks))
     books_seen = [{n.book for n in deduped.notes} for _, deduped in results]
     if sum(map(len, books_seen)) != len(set().union(*books_seen)):
-        return None, None
+        return None, None, {}
     by_path = {f.meta.path: f for parsed, _ in results for f in parsed}
-    return [by_path[p] for p in files], combine(deduped for _, deduped in results)
+    kept = {book: lane for books, lane in zip(books_seen, lanes) if lane is not None for book in books}
+    return [by_path[p] for p in files], combine(deduped for _, deduped in results), kept
 
 
 def _largest_first(sizes: Sequence[int]) -> list[int]:
@@ -418,20 +548,26 @@ def _bytes_of(paths: Sequence[str]) -> int:
     return total
 
 
-def assembled_in_order(tasks: Sequence, pool, here_too: bool, cache) -> Iterator:
-    """Each package task's :class:`~flashgen.assemble.Assembled`, in order, made on the pool's workers
-    (``here_too``: by this process as well), or here when there is no pool.
+def assembled_in_order(items: Sequence, pool, here_too: bool, cache, make: Callable, lane_of: Callable | None = None) -> Iterator:
+    """Each item's package task (``make(item, lane)``) assembled, in order, as an :class:`~flashgen.assemble.Assembled`:
+    on the pool's workers (``here_too``: by this process as well), or here when there is no pool.
 
     Workers open the render cache for themselves: only note texts go to them, and only package
-    bytes and hashes come back.
+    bytes and hashes come back. On :class:`Lanes`, an item goes to the lane ``lane_of(item)``
+    names, which kept its notes' texts when it parsed them, so that they do not cross again;
+    ``make`` is given that lane, or None where the task must carry the texts.
     """
     from .assemble import assemble
 
+    if isinstance(pool, Lanes) and not here_too and lane_of is not None:
+        yield from pool.each_on_its_lane(_assemble_here, items, lane_of, make)
+        return
+    tasks = (make(item, None) for item in items)
     if pool is None:
         for task in tasks:
             yield assemble(task, cache)
     elif here_too:
-        yield from shared_map(_assemble_here, tasks, pool, here=lambda task: assemble(task, cache))
+        yield from shared_map(_assemble_here, list(tasks), pool, here=lambda task: assemble(task, cache))
     else:
         yield from pool.imap(_assemble_here, tasks, chunksize=1)  # packages: few, large, uneven
 
@@ -453,6 +589,8 @@ def _assemble_here(task):
             except Exception:  # noqa: BLE001 - as in the main process: no cache, everything rendered
                 _CACHES[task.cache_dir] = None
         cache = _CACHES[task.cache_dir]
+    if task.lane is not None:
+        task = _with_kept_texts(task)
     return assemble(task, cache)
 
 

@@ -252,10 +252,11 @@ def test_books_are_parsed_largest_first_and_come_back_in_order(library, tmp_path
                 yield function(task)
 
     pool = InOrderPool()
-    parsed, deduped = parse_by_book(files, books, 0.85, pool, None)
+    parsed, deduped, kept = parse_by_book(files, books, 0.85, pool, None)
     assert pool.handed_out == ["Large", books[files[0]]]
     assert [f.meta.path for f in parsed] == files
     assert {n.book for n in deduped.notes} == set(books.values())
+    assert kept == {}  # a plain pool: no worker keeps anything for later
 
 
 def _slow_pid(_item) -> int:
@@ -269,6 +270,70 @@ def _fails_on_seven(item: int) -> int:
     if item == 7:
         raise ValueError("seven")
     return item
+
+
+def _made_where(task) -> tuple[int, object]:
+    import time
+
+    time.sleep(0.01)  # so that the idle worker takes from the other's before it is done
+    return os.getpid(), task[1]
+
+
+def test_lanes_run_each_item_on_its_own_worker_and_an_idle_one_takes_the_last_waiting():
+    """A book is assembled where it was parsed (its texts are there); a worker with nothing of its own
+    left takes another's last item, made to carry what that one kept (``make`` given None)."""
+    from flashgen.workers import worker_pool
+
+    with worker_pool(2, renders=False, packages=False, lanes=True) as lanes:
+        ran_on = {}
+        for i, (lane, pid) in enumerate(lanes.imap_with_lanes(_slow_pid, list(range(40)))):
+            assert ran_on.setdefault(lane, pid) == pid
+        assert len(ran_on) == 2  # each item on the first worker free, and which one it was reported
+
+        items = [(i, 0) for i in range(30)] + [(30, None)]  # all but the last kept on lane 0
+        done = list(lanes.each_on_its_lane(_made_where, items, lambda item: item[1], lambda item, lane: (item[0], lane)))
+    assert len(done) == len(items)
+    on_its_own = [made for pid, made in done if pid == ran_on[0]]
+    taken = [made for pid, made in done if pid == ran_on[1]]
+    assert set(on_its_own) <= {0} and taken and set(taken) == {None}
+    assert [made for _, made in done][:10] == [0] * 10  # lane 0 works from the front, the idle one took from the back
+
+
+def test_a_book_is_assembled_where_it_was_parsed_without_its_texts_crossing_again(library, tmp_path, monkeypatch, start_methods):
+    """Parsed on a worker, a book's note texts cross once, to this process, which plans from them; its package
+    is assembled on that worker from the texts it kept, also for a note that took over a reworded one's identity."""
+    if start_methods == "spawn-only":
+        pytest.skip("the count is planted by monkeypatching, which only forked workers inherit")
+    import flashgen.workers as worker_module
+
+    counts = tmp_path / "counts"
+    real = worker_module._with_kept_texts
+
+    def counted(task):
+        with open(counts, "a") as handle:
+            handle.write(f"{sum(n.texts is None for n in task.notes)}\n")
+        return real(task)
+
+    monkeypatch.setattr(worker_module, "_with_kept_texts", counted)  # the fork inherits it
+    serial = build([str(library)], _options(tmp_path, "serial", jobs=1))
+    build([str(library)], _options(tmp_path, "parallel", jobs=2))
+    kept = sum(int(line) for line in counts.read_text().split())
+    assert kept >= serial.notes / 2  # the rest: books cut in pieces, and those a worker left idle took over
+
+    edited = tmp_path / "edited"  # one question reworded wherever it is written: the note keeps its identity
+    shutil.copytree(library, edited)
+    folders = sorted({p.parent for p in edited.rglob("*.md")})
+    book = min(folders, key=lambda f: sum(p.read_text(encoding="utf-8").count("\n:p ") for p in f.glob("*.md")))  # not cut in pieces
+    question = next(line for p in sorted(book.glob("*.md")) for line in p.read_text(encoding="utf-8").splitlines() if line.startswith(":p "))
+    for path in book.glob("*.md"):
+        path.write_text(path.read_text(encoding="utf-8").replace(question + "\n", question + " Exactly.\n"), encoding="utf-8")
+    counts.unlink()
+    reports = {name: build([str(edited)], _options(tmp_path, name, jobs)) for name, jobs in (("serial", 1), ("parallel", 2))}
+    assert len(reports["parallel"].changes.reworded) == 1 and reports["parallel"].changes == reports["serial"].changes
+    assert sum(int(line) for line in counts.read_text().split()) >= serial.notes / 2
+    packages = {n: d for n, d in _outputs(tmp_path / "serial").items() if n.endswith(".apkg")}
+    assert packages == {n: d for n, d in _outputs(tmp_path / "parallel").items() if n.endswith(".apkg")}
+    assert (tmp_path / "serial.lock").read_text() == (tmp_path / "parallel.lock").read_text()
 
 
 def test_a_shared_map_keeps_order_and_works_in_this_process_too():
