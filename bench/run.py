@@ -746,12 +746,14 @@ def crossing_reason(library: str, parallel: float, single: float, side_by_side: 
     ids = {n.key: i + 1 for i, (n, _, _) in enumerate(sample)}
     task = _package_task(sample, the_plan.roots, Lock(), ids, BuildOptions(), 0, 0, None, False)
     finished = finish(task, render_all([n.texts for n in task.notes], None))
+    # a book's package task goes to the worker that parsed it, which kept the texts (workers.Lanes)
+    on_its_lane = _package_task(sample, the_plan.roots, Lock(), ids, BuildOptions(), 0, 0, None, True, 0)
     notes = [n for n, _, _ in members]
     times = []
     for _ in range(5):  # the best of 5: one pass over the sample is a few hundredths of a second
         started = time.process_time()
-        # parse -> main, main -> assembling workers, and back the fields of a package made in pieces (whole ones send bytes)
-        for crossing in ([n for n, _, _ in sample], task, finished):
+        # parse -> main, main -> the worker that parsed them, and back each note's hash and time with the package's bytes
+        for crossing in ([n for n, _, _ in sample], on_its_lane, finished.notes):
             pickle.loads(pickle.dumps(crossing, protocol=pickle.HIGHEST_PROTOCOL))
         times.append(time.process_time() - started)
     moving = min(times) * len(notes) / len(sample)
@@ -780,8 +782,8 @@ def crossing_reason(library: str, parallel: float, single: float, side_by_side: 
         last = f"  together these come to {-rest:.2f} s more than the difference itself: each is measured apart, and none is exact"
     return [
         f"{FIGURES['cpu'].split(' at ')[0]}: the parallel build used {parallel - single:.2f} s more CPU than one process; measured here:",
-        f"  moving records between processes (notes from the parse workers, their texts to the workers that assemble packages,"
-        f" finished fields back where a package is made in pieces): {moving:.2f} s of pickling and unpickling",
+        f"  moving records between processes (notes from the parse workers; each book's package task, without its texts, to the"
+        f" worker that parsed it; each note's hash and time back): {moving:.2f} s of pickling and unpickling",
         f"  building the {len(languages)} pygments lexers the code blocks use, which each of the {cores} workers does for itself"
         f" where one process does it once: {lexers:.2f} s each",
         f"  joining those lexers' rules (lexing.py), which each worker does once it has lexed {JOIN_RULES_AFTER:,} characters"
