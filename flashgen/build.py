@@ -80,7 +80,8 @@ class Plan:
     # which notes took over a reworded note's identity, and which lock notes no source gives
     continuity: Continuity
     removed: tuple[Change, ...] = ()  # those lock notes, with book, deck and question
-    kept: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # book -> the worker (workers.Lanes) that keeps its note texts
+    # book -> the worker (workers.Lanes) that parsed it and keeps its note texts, for its package
+    kept: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def questions(self) -> int:
