@@ -2,6 +2,8 @@
 
 Workers start with fork on Linux and spawn elsewhere; either way they take nothing from the
 main process but their initializer's arguments and their tasks, so both give the same bytes.
+A large library's build runs them as :class:`Lanes`, so that each book is assembled on the
+worker that parsed it, from the texts that worker kept.
 Signals that stop a build are the main process's to handle (see ``_start_worker``).
 """
 
