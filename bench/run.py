@@ -747,7 +747,7 @@ def crossing_reason(library: str, parallel: float, single: float, side_by_side: 
     task = _package_task(sample, the_plan.roots, Lock(), ids, BuildOptions(), 0, 0, None, False)
     finished = finish(task, render_all([n.texts for n in task.notes], None))
     # a book's package task goes to the worker that parsed it, which kept the texts (workers.Lanes)
-    on_its_lane = _package_task(sample, the_plan.roots, Lock(), ids, BuildOptions(), 0, 0, None, True, 0)
+    on_its_lane = _package_task(sample, the_plan.roots, Lock(), ids, BuildOptions(), 0, 0, None, True, kept=True)
     notes = [n for n, _, _ in members]
     times = []
     for _ in range(5):  # the best of 5: one pass over the sample is a few hundredths of a second

@@ -60,7 +60,6 @@ class PackageTask:
     # for the caller to package (a piece of a package), or only their hashes and times (planning)
     make_package: bool = True
     cache_dir: str | None = None  # on a worker: the render cache it opens for itself (None: no cache)
-    lane: int | None = None  # the lane (workers.Lanes) that keeps its notes' texts, where they are None
 
 
 @pickled_by_constructor

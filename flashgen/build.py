@@ -327,10 +327,10 @@ def _build_once(paths: Sequence[str], options: BuildOptions, progress: Progress 
                 ordered = sorted(groups.items()) if not refuse else []
                 cache_dir = os.path.dirname(cache.path) if cache is not None else None
 
-                def task_of(members, make_package: bool, lane: int | None = None) -> PackageTask:
+                def task_of(members, make_package: bool, kept: bool = False) -> PackageTask:
                     parse_key = the_plan.continuity.reworded  # a reworded note was kept under the key its question gave it
                     return _package_task(
-                        members, the_plan.roots, lock, ids, options, build_time, nt_mod, cache_dir, make_package, lane, parse_key
+                        members, the_plan.roots, lock, ids, options, build_time, nt_mod, cache_dir, make_package, kept, parse_key
                     )
 
                 def lane_of(members) -> int | None:
@@ -427,12 +427,12 @@ def _package_task(
     nt_mod: int,
     cache_dir,
     make_package: bool,
-    lane: int | None = None,
+    kept: bool = False,
     parse_key: Mapping[str, str] = MappingProxyType({}),
 ) -> PackageTask:
     """What the assemble stage needs for one package's notes, as plain data a worker can take: without
-    their texts when the ``lane`` that parsed them keeps them (``parse_key``: a carried-over key -> the
-    key it was parsed under)."""
+    their texts when the worker it goes to ``kept`` them as it parsed them (workers.Lanes; ``parse_key``:
+    a carried-over key -> the key it was parsed under)."""
     from .assemble import NoteInput, PackageTask
     from .organise import note_tags, source_text
 
@@ -442,7 +442,7 @@ def _package_task(
         notes.append(
             NoteInput(
                 note.key,
-                (note.title, note.question, note.answer, note.context) if lane is None else None,
+                (note.title, note.question, note.answer, note.context) if not kept else None,
                 note.origin,
                 roots.get(note.origin.path, "."),
                 source_text(note, book, chapter),
@@ -451,10 +451,10 @@ def _package_task(
                 ids[note.key],
                 (old.hash, old.mod, old.sketch) if old is not None else None,
                 _held_back(note.key, lock, options),
-                parse_key.get(note.key, note.key) if lane is not None else None,
+                parse_key.get(note.key, note.key) if kept else None,
             )
         )
-    return PackageTask(tuple(notes), build_time, nt_mod, make_package, cache_dir, lane)
+    return PackageTask(tuple(notes), build_time, nt_mod, make_package, cache_dir)
 
 
 def _held_back(key: str, lock: Lock, options: BuildOptions) -> bool:
@@ -522,7 +522,7 @@ def _assembled_packages(ordered, task_of, lane_of, write: bool, notetype_mod: in
         pool,
         here_too,
         cache,
-        make=lambda item, lane: task_of(item[0], write and item[1], lane),
+        make=lambda item, lane: task_of(item[0], write and item[1], kept=lane is not None),
         lane_of=lambda item: lane_of(item[0]) if item[1] else None,  # a piece goes where least waits: its texts go with it
     )
     for pieces in splits:

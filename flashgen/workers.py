@@ -550,7 +550,7 @@ def _bytes_of(paths: Sequence[str]) -> int:
     return total
 
 
-def assembled_in_order(items: Sequence, pool, here_too: bool, cache, make: Callable, lane_of: Callable | None = None) -> Iterator:
+def assembled_in_order(items: Sequence, pool, here_too: bool, cache, make: Callable, lane_of: Callable) -> Iterator:
     """Each item's package task (``make(item, lane)``) assembled, in order, as an :class:`~flashgen.assemble.Assembled`:
     on the pool's workers (``here_too``: by this process as well), or here when there is no pool.
 
@@ -561,7 +561,7 @@ def assembled_in_order(items: Sequence, pool, here_too: bool, cache, make: Calla
     """
     from .assemble import assemble
 
-    if isinstance(pool, Lanes) and not here_too and lane_of is not None:
+    if isinstance(pool, Lanes) and not here_too:
         yield from pool.each_on_its_lane(_assemble_here, items, lane_of, make)
         return
     tasks = (make(item, None) for item in items)
@@ -591,7 +591,7 @@ def _assemble_here(task):
             except Exception:  # noqa: BLE001 - as in the main process: no cache, everything rendered
                 _CACHES[task.cache_dir] = None
         cache = _CACHES[task.cache_dir]
-    if task.lane is not None:
+    if any(n.texts is None for n in task.notes):  # kept here, as this worker parsed them (Lanes)
         task = _with_kept_texts(task)
     return assemble(task, cache)
 
